@@ -1,0 +1,3 @@
+using LoQT.Tool;
+
+return await LoqtCli.RunAsync(args);
