@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace LoQT.Data;
@@ -22,6 +23,13 @@ internal sealed class BpeModel
     private readonly Dictionary<long, (int Rank, int NewId)> _merges;
     private readonly int[] _byteFallbackIds;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private int _cacheEntries;
+
+    // SentencePiece-style tokenizers have no pre-tokenizer: BPE runs over the whole text. When no vocabulary token has
+    // "▁" right after another character, no merge can join a word to the "▁" that starts the next one, so BPE over
+    // the words one by one gives the same ids — and words repeat, so they can be cached.
+    private readonly bool _splitBeforeMetaspace;
 
     public BpeModel(
         Dictionary<string, int> vocabulary,
@@ -43,7 +51,7 @@ internal sealed class BpeModel
         ContinuingSubwordPrefix = continuingSubwordPrefix;
         EndOfWordSuffix = endOfWordSuffix;
 
-        _merges = new Dictionary<long, (int, int)>(merges.Count);
+        _merges = new Dictionary<long, (int, int)>(merges.Count, PairKeyComparer.Instance);
         var prefixLength = continuingSubwordPrefix?.Length ?? 0;
         for (var rank = 0; rank < merges.Count; rank++)
         {
@@ -63,6 +71,11 @@ internal sealed class BpeModel
             // Later duplicates win, as in the tokenizers library's map.
             _merges[PairKey(leftId, rightId)] = (rank, newId);
         }
+
+        _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        _splitBeforeMetaspace = !ignoreMerges && continuingSubwordPrefix is null && endOfWordSuffix is null
+                                && vocabulary.ContainsKey(Metaspace.ToString())
+                                && !vocabulary.Keys.Any(HasMetaspaceAfterOtherCharacter);
 
         _byteFallbackIds = new int[256];
         for (var b = 0; b < 256; b++)
@@ -91,19 +104,56 @@ internal sealed class BpeModel
     /// <summary>Appends the ids of one pre-tokenized word.</summary>
     public void Tokenize(string word, List<int> output)
     {
+        if (!_splitBeforeMetaspace)
+        {
+            TokenizeCached(word, output);
+            return;
+        }
+
+        var start = 0;
+        for (var i = 1; i < word.Length; i++)
+        {
+            if (word[i] == Metaspace && word[i - 1] != Metaspace)
+            {
+                TokenizeCached(word.AsSpan(start, i - start), output);
+                start = i;
+            }
+        }
+
+        TokenizeCached(word.AsSpan(start), output);
+    }
+
+    private const char Metaspace = '\u2581';
+
+    private static bool HasMetaspaceAfterOtherCharacter(string token)
+    {
+        for (var i = 1; i < token.Length; i++)
+        {
+            if (token[i] == Metaspace && token[i - 1] != Metaspace)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void TokenizeCached(ReadOnlySpan<char> word, List<int> output)
+    {
         if (word.Length == 0)
         {
             return;
         }
 
-        if (word.Length <= MaxCachedWordLength && _cache.TryGetValue(word, out var cached))
+        var cacheable = word.Length <= MaxCachedWordLength;
+        if (cacheable && _cacheLookup.TryGetValue(word, out var cached))
         {
             output.AddRange(cached);
             return;
         }
 
         var start = output.Count;
-        if (IgnoreMerges && _vocabulary.TryGetValue(word, out var whole))
+        if (IgnoreMerges && _spanLookup.TryGetValue(word, out var whole))
         {
             output.Add(whole);
         }
@@ -112,15 +162,19 @@ internal sealed class BpeModel
             MergeWord(word, output);
         }
 
-        if (word.Length <= MaxCachedWordLength && _cache.Count < MaxCacheEntries)
+        // ConcurrentDictionary.Count takes every lock of the table; keep our own count.
+        if (cacheable && Volatile.Read(ref _cacheEntries) < MaxCacheEntries
+            && _cacheLookup.TryAdd(word, output.GetRange(start, output.Count - start).ToArray()))
         {
-            _cache.TryAdd(word, output.GetRange(start, output.Count - start).ToArray());
+            Interlocked.Increment(ref _cacheEntries);
         }
     }
 
     private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
-    private void MergeWord(string word, List<int> output)
+    // Hot loop of dataset tokenization: skip tiered JIT's slow first tier.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void MergeWord(ReadOnlySpan<char> word, List<int> output)
     {
         var symbols = new List<int>(word.Length);
         int? pendingUnknown = null;
@@ -128,10 +182,10 @@ internal sealed class BpeModel
         Span<byte> utf8 = stackalloc byte[4];
         while (position < word.Length)
         {
-            Rune.DecodeFromUtf16(word.AsSpan(position), out var rune, out var charCount);
+            Rune.DecodeFromUtf16(word[position..], out var rune, out var charCount);
             var isFirst = position == 0;
             var isLast = position + charCount == word.Length;
-            var runeChars = word.AsSpan(position, charCount);
+            var runeChars = word.Slice(position, charCount);
             position += charCount;
 
             if (LookupPiece(runeChars, isFirst, isLast) is { } id)
@@ -199,6 +253,7 @@ internal sealed class BpeModel
 
     // A doubly linked list over the symbols and a min-heap of candidate merges ordered by (rank, position);
     // stale heap entries are recognised when popped, as in the tokenizers library's Word::merge_all.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MergeAll(List<int> symbols, List<int> output)
     {
         var count = symbols.Count;
@@ -266,6 +321,20 @@ internal sealed class BpeModel
             {
                 output.Add(ids[i]);
             }
+        }
+    }
+
+    // long's own hash is (low ^ high), which for (left id, right id) pairs of a 32k vocabulary collides massively.
+    private sealed class PairKeyComparer : IEqualityComparer<long>
+    {
+        public static readonly PairKeyComparer Instance = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long key)
+        {
+            var h = (ulong)key * 0x9E3779B97F4A7C15UL;
+            return (int)(h >> 32) ^ (int)h;
         }
     }
 

@@ -49,14 +49,19 @@ internal static class HuggingFaceJson
 
     /// <summary>A <c>"pattern": {"String": …}</c> (literal) or <c>{"Regex": …}</c> as a .NET regex.</summary>
     public static Regex Pattern(JsonElement element, string source)
+        => LiteralPattern(element) is { } literal ? new Regex(Regex.Escape(literal), RegexOptions.CultureInvariant) : RegexPattern(element, source);
+
+    /// <summary>The text of a <c>"pattern": {"String": …}</c>, or <c>null</c> when the pattern is a regex.</summary>
+    public static string? LiteralPattern(JsonElement element)
+        => element.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.Object
+           && pattern.TryGetProperty("String", out var literal) && literal.ValueKind == JsonValueKind.String
+            ? literal.GetString()
+            : null;
+
+    private static Regex RegexPattern(JsonElement element, string source)
     {
         if (element.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.Object)
         {
-            if (pattern.TryGetProperty("String", out var literal) && literal.ValueKind == JsonValueKind.String)
-            {
-                return new Regex(Regex.Escape(literal.GetString()!), RegexOptions.CultureInvariant);
-            }
-
             if (pattern.TryGetProperty("Regex", out var regex) && regex.ValueKind == JsonValueKind.String)
             {
                 try

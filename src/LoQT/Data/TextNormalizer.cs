@@ -28,7 +28,9 @@ internal abstract class TextNormalizer
             "Sequence" => new SequenceNormalizer(
                 [.. HuggingFaceJson.Array(element, "normalizers", source).Select(e => FromJson(e, source)).OfType<TextNormalizer>()]),
             "Prepend" => new PrependNormalizer(HuggingFaceJson.String(element, "prepend", source)),
-            "Replace" => new ReplaceNormalizer(HuggingFaceJson.Pattern(element, source), HuggingFaceJson.String(element, "content", source)),
+            "Replace" => HuggingFaceJson.LiteralPattern(element) is { Length: > 0 } literal
+                ? new LiteralReplaceNormalizer(literal, HuggingFaceJson.String(element, "content", source))
+                : new ReplaceNormalizer(HuggingFaceJson.Pattern(element, source), HuggingFaceJson.String(element, "content", source)),
             "NFC" => new UnicodeNormalizer(NormalizationForm.FormC),
             "NFD" => new UnicodeNormalizer(NormalizationForm.FormD),
             "NFKC" => new UnicodeNormalizer(NormalizationForm.FormKC),
@@ -60,6 +62,11 @@ internal abstract class TextNormalizer
     private sealed class ReplaceNormalizer(Regex pattern, string content) : TextNormalizer
     {
         public override string Normalize(string text) => pattern.Replace(text, content.Replace("$", "$$", StringComparison.Ordinal));
+    }
+
+    private sealed class LiteralReplaceNormalizer(string pattern, string content) : TextNormalizer
+    {
+        public override string Normalize(string text) => text.Replace(pattern, content, StringComparison.Ordinal);
     }
 
     private sealed class UnicodeNormalizer(NormalizationForm form) : TextNormalizer

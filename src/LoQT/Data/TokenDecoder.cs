@@ -28,7 +28,9 @@ internal abstract class TokenDecoder
         {
             "Sequence" => new SequenceDecoder(
                 [.. HuggingFaceJson.Array(element, "decoders", source).Select(e => FromJson(e, source)).OfType<TokenDecoder>()]),
-            "Replace" => new ReplaceDecoder(HuggingFaceJson.Pattern(element, source), HuggingFaceJson.String(element, "content", source)),
+            "Replace" => HuggingFaceJson.LiteralPattern(element) is { Length: > 0 } literal
+                ? new LiteralReplaceDecoder(literal, HuggingFaceJson.String(element, "content", source))
+                : new ReplaceDecoder(HuggingFaceJson.Pattern(element, source), HuggingFaceJson.String(element, "content", source)),
             "ByteFallback" => new ByteFallbackDecoder(),
             "Fuse" => new FuseDecoder(),
             "Strip" => new StripDecoder(
@@ -59,6 +61,11 @@ internal abstract class TokenDecoder
         private readonly string _replacement = content.Replace("$", "$$", StringComparison.Ordinal);
 
         public override List<string> DecodeChain(List<string> tokens) => tokens.ConvertAll(t => pattern.Replace(t, _replacement));
+    }
+
+    private sealed class LiteralReplaceDecoder(string pattern, string content) : TokenDecoder
+    {
+        public override List<string> DecodeChain(List<string> tokens) => tokens.ConvertAll(t => t.Replace(pattern, content, StringComparison.Ordinal));
     }
 
     // Runs of <0xNN> tokens become the text they encode; a run that is not valid UTF-8 becomes one U+FFFD per byte.
