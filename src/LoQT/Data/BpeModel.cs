@@ -98,6 +98,12 @@ internal sealed class BpeModel
 
     public IReadOnlyDictionary<string, int> Vocabulary => _vocabulary;
 
+    /// <summary>Whether words are cut before each "▁" that follows another character (see the field's comment).</summary>
+    internal bool SplitsBeforeMetaspace => _splitBeforeMetaspace;
+
+    /// <summary>BPE over the whole word in one piece, without cutting or caching (for tests of the shortcut).</summary>
+    internal void TokenizeWhole(string word, List<int> output) => MergeWord(word, output);
+
     /// <summary>The vocabulary string of byte <paramref name="b"/> for byte fallback: <c>&lt;0x0A&gt;</c>.</summary>
     public static string ByteToken(byte b) => "<0x" + b.ToString("X2", CultureInfo.InvariantCulture) + ">";
 

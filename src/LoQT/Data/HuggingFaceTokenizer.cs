@@ -68,6 +68,9 @@ internal sealed class HuggingFaceTokenizer : ITokenizer
 
     public bool AddsEosToken => _parts.SuffixIds.Count > 0 && _parts.SuffixIds[^1] == EosTokenId;
 
+    /// <summary>The BPE model.</summary>
+    internal BpeModel Model => _parts.Model;
+
     /// <summary>Whether byte-level words go through Microsoft.ML.Tokenizers' Tiktoken (false: through <see cref="BpeModel"/>).</summary>
     internal bool UsesTiktoken => _parts.Tiktoken is not null;
 
