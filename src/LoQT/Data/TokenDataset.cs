@@ -104,6 +104,11 @@ public sealed class TokenDataset
                         $"{record.Location}: a {Describe(record.Kind)} record, but {first.Location} is {Describe(first.Kind)}; a dataset holds one kind of record.");
                 }
 
+                if (record.Kind == DatasetRecordKind.Text && record.Text!.Length == 0)
+                {
+                    continue; // {"text": ""} is skipped like a blank line, not turned into a lone BOS/EOS
+                }
+
                 var ids = encoder.Encode(record, out var mask);
                 var take = ids.Length;
                 if (!options.Pack)

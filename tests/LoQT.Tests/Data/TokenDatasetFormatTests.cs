@@ -55,6 +55,17 @@ public sealed class TokenDatasetFormatTests : IDisposable
     }
 
     [Fact]
+    public async Task Jsonl_WithEmptyText_IsSkippedLikeABlankLine()
+    {
+        var path = _dir.WriteLines("data.jsonl", """{"text": ""}""", """{"text": "kept"}""");
+
+        var dataset = await TokenDataset.LoadAsync(path, Tokenizer, Unpacked());
+
+        Assert.Equal([Document("kept")], Sequences(dataset));
+        Assert.Equal(1, dataset.DocumentCount);
+    }
+
+    [Fact]
     public async Task Jsonl_WithInputIds_UsesTheIdsAsGivenWithoutTokenizer()
     {
         var path = _dir.WriteLines("ids.jsonl", """{"input_ids": [5, 6, 7]}""", """{"input_ids": [8, 9]}""");
