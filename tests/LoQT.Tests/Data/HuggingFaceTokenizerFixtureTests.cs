@@ -51,6 +51,13 @@ public sealed class SentencePieceStyleTokenizerJsonTests
     }
 
     [Fact]
+    public void Decode_KeepsSpacesBeforePunctuation_WhenTokenizerConfigDoesNotAskForCleanUp()
+    {
+        var tokenizer = Tokenizer.Value;
+        Assert.Equal("Well , yes .", tokenizer.Decode(tokenizer.Encode("Well , yes .")));
+    }
+
+    [Fact]
     public void SpecialTokens_ComeFromTokenizerConfig()
     {
         var tokenizer = Tokenizer.Value;
@@ -109,6 +116,14 @@ public sealed class Llama3TokenizerJsonTests
         Assert.Equal([128000, 9906, 128009], ids); // 9906 = "Hello" in the fixture; 128009 = <|eot_id|>
         Assert.Equal("Hello", tokenizer.Decode(ids));
         Assert.Equal("<|begin_of_text|>Hello<|eot_id|>", tokenizer.Decode(ids, skipSpecialTokens: false));
+    }
+
+    [Fact]
+    public void Decode_CleansUpTokenizationSpaces_AsItsTokenizerConfigAsks()
+    {
+        // llama3's tokenizer_config.json sets clean_up_tokenization_spaces, so transformers turns " ," into "," on decode.
+        var tokenizer = Tokenizer.Value;
+        Assert.Equal("Well, yes.", tokenizer.Decode(tokenizer.Encode("Well , yes .")));
     }
 
     [Fact]
