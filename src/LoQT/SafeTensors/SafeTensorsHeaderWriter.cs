@@ -14,7 +14,8 @@ internal static class SafeTensorsHeaderWriter
 
     /// <summary>
     /// The 8-byte little-endian JSON length followed by the JSON, padded with spaces so the data section starts at a
-    /// multiple of 8 (as the reference writer does): <c>__metadata__</c> first (when there is any), then the tensors in the given order.
+    /// multiple of 8, laid out as the reference (Python/Rust) writer does: compact JSON, the tensors in the given order, then
+    /// <c>__metadata__</c> (when there is any).
     /// </summary>
     public static byte[] Build(IEnumerable<SafeTensorInfo> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
@@ -22,17 +23,6 @@ internal static class SafeTensorsHeaderWriter
         using (var writer = new Utf8JsonWriter(json, Options))
         {
             writer.WriteStartObject();
-            if (metadata is { Count: > 0 })
-            {
-                writer.WriteStartObject(SafeTensorsHeader.MetadataKey);
-                foreach (var (key, value) in metadata)
-                {
-                    writer.WriteString(key, value);
-                }
-
-                writer.WriteEndObject();
-            }
-
             foreach (var tensor in tensors)
             {
                 writer.WriteStartObject(tensor.Name);
@@ -48,6 +38,17 @@ internal static class SafeTensorsHeaderWriter
                 writer.WriteNumberValue(tensor.DataOffset);
                 writer.WriteNumberValue(tensor.DataOffset + tensor.ByteLength);
                 writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+
+            if (metadata is { Count: > 0 })
+            {
+                writer.WriteStartObject(SafeTensorsHeader.MetadataKey);
+                foreach (var (key, value) in metadata)
+                {
+                    writer.WriteString(key, value);
+                }
+
                 writer.WriteEndObject();
             }
 

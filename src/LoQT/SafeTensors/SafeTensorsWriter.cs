@@ -7,8 +7,8 @@ namespace LoQT.SafeTensors;
 /// beside the target, and <see cref="Complete"/> writes header + data to another temporary file and renames it onto the target.
 /// </summary>
 /// <remarks>
-/// The header lists <c>__metadata__</c> first, then tensors in the order they were added, and is padded with spaces to a
-/// multiple of 8 bytes as the reference writer does. Disposing without <see cref="Complete"/> deletes the temporary files and
+/// The header is laid out as the reference (Python/Rust) writer lays it out: compact JSON with the tensors in the order they
+/// were added, then <c>__metadata__</c>, padded with spaces to a multiple of 8 bytes. Disposing without <see cref="Complete"/> deletes the temporary files and
 /// leaves the target untouched. Not thread-safe.
 /// </remarks>
 public sealed class SafeTensorsWriter : IDisposable

@@ -42,6 +42,28 @@ public class FixtureFilesTests
     }
 
     [Theory]
+    [MemberData(nameof(FixtureFiles))]
+    public void FixtureFile_RewrittenTensorByTensor_IsByteIdentical(string relativePath)
+    {
+        // The fixtures come from the Python library: same tensors, order and metadata must give the same bytes.
+        using var scratch = new ScratchFolder();
+        var original = TestPaths.Fixture(relativePath);
+        var copy = scratch.File("copy.safetensors");
+        using (var file = SafeTensorsFile.Open(original))
+        using (var writer = new SafeTensorsWriter(copy, file.Metadata))
+        {
+            foreach (var info in file.Tensors)
+            {
+                writer.Add(info.Name, info.DType, info.Shape, file.GetBytes(info.Name));
+            }
+
+            writer.Complete();
+        }
+
+        Assert.True(File.ReadAllBytes(original).AsSpan().SequenceEqual(File.ReadAllBytes(copy)), $"{copy} differs from {original}");
+    }
+
+    [Theory]
     [MemberData(nameof(FixtureCheckpoints))]
     public void FixtureCheckpoint_ReadsEveryTensorAsFloat(string folder)
     {
