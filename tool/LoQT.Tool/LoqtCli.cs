@@ -16,9 +16,25 @@ internal static class LoqtCli
         return root;
     }
 
+    /// <summary>Exit code for a command line that does not parse (as BSD sysexits' EX_USAGE is too exotic, 2 as most tools).</summary>
+    public const int UsageError = 2;
+
     public static async Task<int> RunAsync(string[] args)
     {
-        var root = CreateRootCommand();
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        var parse = CreateRootCommand().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                await Console.Error.WriteLineAsync("error: " + error.Message).ConfigureAwait(false);
+            }
+
+            var command = string.Join(' ', parse.CommandResult.Command.Name == parse.RootCommandResult.Command.Name
+                ? [] : new[] { parse.CommandResult.Command.Name });
+            await Console.Error.WriteLineAsync($"Run 'loqt {command}{(command.Length > 0 ? " " : "")}--help' for usage.").ConfigureAwait(false);
+            return UsageError;
+        }
+
+        return await parse.InvokeAsync().ConfigureAwait(false);
     }
 }
