@@ -12,6 +12,9 @@ internal sealed class LoopbackHubFaults
     /// <summary>Serve LFS objects with wrong bytes of the right length (a sha256 mismatch for the client).</summary>
     public bool CorruptLfsBodies { get; set; }
 
+    /// <summary>Quote the request's <c>Authorization</c> header in every error message (to prove the client redacts it).</summary>
+    public bool EchoAuthorizationInErrors { get; set; }
+
     /// <summary>Answer the next matching requests with <paramref name="status"/> (and a <c>Retry-After</c> when given).</summary>
     public void FailNext(int status, int times = 1, string? pathContains = null, string? method = null, int? retryAfterSeconds = null) =>
         Add(new Rule(FaultKind.Status, times, pathContains, method) { Status = status, RetryAfterSeconds = retryAfterSeconds });

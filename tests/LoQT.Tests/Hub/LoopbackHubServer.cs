@@ -271,8 +271,14 @@ internal sealed partial class LoopbackHubServer : IAsyncDisposable
         return repo;
     }
 
-    private static async Task ErrorAsync(HttpContext context, int status, string? errorCode, string message)
+    private async Task ErrorAsync(HttpContext context, int status, string? errorCode, string message)
     {
+        if (Faults.EchoAuthorizationInErrors)
+        {
+            // A careless (or hostile) server quoting the request's credentials back.
+            message += " (request had Authorization: " + context.Request.Headers.Authorization + ")";
+        }
+
         context.Response.StatusCode = status;
         if (errorCode is not null)
         {
