@@ -82,6 +82,20 @@ public sealed class HubCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ModelOption_RepoId_IsDownloadedThroughTheCache_WithProgressOnTheLog()
+    {
+        using var log = new StringWriter();
+
+        var dir = await LoQT.Tool.Commands.HubCommandOptions.ResolveModelAsync(
+            HubTestBed.ModelId, log, CancellationToken.None, token: HubTestBed.Token, endpoint: bed.Server.Endpoint, cacheDir: bed.CacheDir);
+
+        Assert.StartsWith(Path.Combine(bed.RepoCache(), "snapshots"), dir, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(dir, "model.safetensors")));
+        Assert.False(File.Exists(Path.Combine(dir, "README.md")));
+        Assert.Contains("downloaded org/tiny-model/model.safetensors", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Push_ListsEachFile_AndPrintsTheCommitUrlLast()
     {
         var folder = Path.Combine(bed.Root, "export");

@@ -52,6 +52,22 @@ public sealed class HubDownloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RedirectToAnotherHost_DropsTheToken_SameHostKeepsIt()
+    {
+        using var client = bed.Client();
+        await client.DownloadFileAsync(HubTestBed.ModelId, "model.safetensors");
+        bed.Server.StorageBaseUrl = bed.Server.Endpoint.Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
+        bed.Server.AddRepo("org/other", new Dictionary<string, byte[]> { ["model.safetensors"] = HubTestBed.Bytes(1000, seed: 9) });
+
+        await client.DownloadFileAsync("org/other", "model.safetensors");
+
+        var storage = bed.Server.RequestsTo("/storage/", "GET");
+        Assert.Equal(2, storage.Count);
+        Assert.Equal("Bearer " + HubTestBed.Token, storage[0].Authorization);
+        Assert.Null(storage[1].Authorization);
+    }
+
+    [Fact]
     public async Task SnapshotDownload_SecondRun_TransfersNoFiles()
     {
         using var client = bed.Client();

@@ -77,7 +77,7 @@ internal sealed partial class LoopbackHubServer
             context.Response.Headers["X-Linked-Etag"] = $"\"{file.Sha256}\"";
             context.Response.Headers["X-Linked-Size"] = file.Content.Length.ToString(CultureInfo.InvariantCulture);
             context.Response.Headers.ETag = $"\"{file.Sha256}\"";
-            context.Response.Headers.Location = $"{Endpoint}/storage/{repo.StorageKey}/{file.Sha256}?X-Amz-Signature=loopback";
+            context.Response.Headers.Location = $"{StorageBaseUrl ?? Endpoint}/storage/{repo.StorageKey}/{file.Sha256}?X-Amz-Signature=loopback";
             return;
         }
 

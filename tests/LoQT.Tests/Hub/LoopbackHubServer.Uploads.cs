@@ -102,7 +102,8 @@ internal sealed partial class LoopbackHubServer
         }
 
         var body = await ReadJsonAsync(context);
-        if (body["operation"]?.GetValue<string>() != "upload" || body["hash_algo"]?.GetValue<string>() != "sha256")
+        // huggingface_hub sends "sha256", huggingface.js "sha_256".
+        if (body["operation"]?.GetValue<string>() != "upload" || body["hash_algo"]?.GetValue<string>() is not (null or "sha256" or "sha_256"))
         {
             throw new BadRequestException("only sha256 uploads are supported");
         }

@@ -44,6 +44,12 @@ internal sealed partial class LoopbackHubServer : IAsyncDisposable
     /// <summary>Tokens the server accepts; a request with any other bearer token gets 401.</summary>
     public HashSet<string> ValidTokens { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Base URL of LFS storage in download redirects; defaults to <see cref="Endpoint"/>. Tests point it at
+    /// <c>http://localhost:port</c> (the same server under another host name) to act as a third-party CDN.
+    /// </summary>
+    public string? StorageBaseUrl { get; set; }
+
     /// <summary>LFS objects at least this large are offered a multipart upload.</summary>
     public long MultipartThreshold { get; set; } = long.MaxValue;
 

@@ -56,6 +56,38 @@ internal static class HubCommandOptions
         };
     }
 
+    /// <summary>
+    /// For commands with a <c>--model</c> option: an existing directory as it is, otherwise a Hub repo id downloaded
+    /// (only what a model needs) through the cache. Progress lines go to <paramref name="log"/> (stderr), so stdout stays
+    /// the command's own.
+    /// </summary>
+    public static async Task<string> ResolveModelAsync(
+        string model,
+        TextWriter log,
+        CancellationToken cancellationToken,
+        string? token = null,
+        string? endpoint = null,
+        string? cacheDir = null,
+        string revision = "main",
+        bool offline = false)
+    {
+        if (Directory.Exists(model))
+        {
+            return Path.GetFullPath(model);
+        }
+
+        using var client = new HubClient(Build(token, endpoint, cacheDir, offline, log));
+        var lines = TextWriter.Synchronized(log);
+        var progress = new LineProgress(report =>
+        {
+            if (report.Status == DownloadStatus.Completed)
+            {
+                lines.WriteLine($"downloaded {model}/{report.Path} ({FormatBytes(report.BytesDownloaded)})");
+            }
+        });
+        return await client.ResolveModelAsync(model, revision, progress, cancellationToken).ConfigureAwait(false);
+    }
+
     public static HubRepoType ParseRepoType(string value) => value switch
     {
         "dataset" => HubRepoType.Dataset,
@@ -82,4 +114,9 @@ internal static class HubCommandOptions
     /// <summary>Whether to draw live progress bars: only when writing to a real terminal.</summary>
     public static bool IsInteractive(TextWriter output) =>
         ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && !Console.IsErrorRedirected;
+
+    private sealed class LineProgress(Action<DownloadProgress> report) : IProgress<DownloadProgress>
+    {
+        public void Report(DownloadProgress value) => report(value);
+    }
 }
