@@ -29,7 +29,7 @@ internal static class HubFailureClassifier
         var repoUrl = context.Repo is null ? endpoint : $"{endpoint}/{context.Repo.UrlPrefix}{context.Repo.Id}";
         var revision = context.Revision ?? "main";
 
-        HubException error = errorCode switch
+        HubException? byCode = errorCode switch
         {
             "GatedRepo" => new GatedRepoException(tokenSent
                 ? $"Repository '{repo}' is gated and the token you passed has no access to it yet ({code}). " +
@@ -41,10 +41,10 @@ internal static class HubFailureClassifier
                 $"Revision '{revision}' not found in repository '{repo}' ({code}). Use an existing branch, tag or full commit sha (see {repoUrl}/tree/main)."),
             "EntryNotFound" => new HubFileNotFoundException(
                 $"File '{context.Path}' not found in repository '{repo}' at revision '{revision}' ({code}). Check the file name against the repository's file list."),
-            _ => null!,
+            _ => null,
         };
 
-        error ??= status switch
+        var error = byCode ?? status switch
         {
             HttpStatusCode.NotFound when context.Path is not null => new HubFileNotFoundException(
                 $"File '{context.Path}' not found in repository '{repo}' at revision '{revision}' ({code})."),

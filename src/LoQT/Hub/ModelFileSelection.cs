@@ -1,3 +1,5 @@
+using System.Collections.Frozen;
+
 namespace LoQT.Hub;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace LoQT.Hub;
 /// </summary>
 internal static class ModelFileSelection
 {
-    private static readonly HashSet<string> SmallFiles = new(StringComparer.Ordinal)
+    private static readonly FrozenSet<string> SmallFiles = new[]
     {
         "config.json",
         "generation_config.json",
@@ -18,7 +20,7 @@ internal static class ModelFileSelection
         "added_tokens.json",
         "vocab.json",
         "merges.txt",
-    };
+    }.ToFrozenSet(StringComparer.Ordinal);
 
     public static IReadOnlyList<string> Select(IEnumerable<string> repoFiles)
     {

@@ -7,7 +7,7 @@ namespace LoQT.Tests.Hub;
 internal sealed class LoopbackHubRepository(string id, string typeSegment)
 {
     /// <summary>Extensions the Hub's default <c>.gitattributes</c> puts in LFS.</summary>
-    public static readonly string[] LfsExtensions = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".model", ".gguf", ".zip"];
+    public static readonly IReadOnlyList<string> LfsExtensions = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".model", ".gguf", ".zip"];
 
     private readonly Lock gate = new();
 
