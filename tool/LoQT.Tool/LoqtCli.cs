@@ -12,6 +12,7 @@ internal static class LoqtCli
             "loqt: train and adapt 4-bit (NF4) Llama models with LoQT low-rank adapters, " +
             "and move them between safetensors files, the Hugging Face Hub and transformers.");
         // Each command adds itself here, one line each.
+        root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(DownloadCommand.Create());
         root.Subcommands.Add(PushCommand.Create());
         return root;
