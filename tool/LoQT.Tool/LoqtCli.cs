@@ -13,6 +13,8 @@ internal static class LoqtCli
             "and move them between safetensors files, the Hugging Face Hub and transformers.");
         // Each command adds itself here, one line each.
         root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(DownloadCommand.Create());
+        root.Subcommands.Add(PushCommand.Create());
         return root;
     }
 
