@@ -18,7 +18,7 @@ internal static class LoqtCli
         return root;
     }
 
-    /// <summary>Exit code for a command line that does not parse (as BSD sysexits' EX_USAGE is too exotic, 2 as most tools).</summary>
+    /// <summary>Exit code for a command line that does not parse, as most Unix tools use.</summary>
     public const int UsageError = 2;
 
     public static async Task<int> RunAsync(string[] args)
