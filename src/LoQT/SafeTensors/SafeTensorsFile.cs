@@ -53,10 +53,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             var fileLength = stream.Length;
             Span<byte> prefix = stackalloc byte[SafeTensorsHeader.LengthPrefixBytes];
-            RandomAccess.Read(stream.SafeFileHandle, prefix, 0);
+            if (fileLength >= prefix.Length)
+            {
+                ReadExactly(stream, prefix, 0);
+            }
+
             var jsonLength = SafeTensorsHeader.ReadJsonLength(prefix, fileLength, fullPath);
             var json = new byte[jsonLength];
-            RandomAccess.Read(stream.SafeFileHandle, json, SafeTensorsHeader.LengthPrefixBytes);
+            ReadExactly(stream, json, SafeTensorsHeader.LengthPrefixBytes);
             var dataStart = SafeTensorsHeader.LengthPrefixBytes + jsonLength;
             var header = SafeTensorsHeader.Parse(json, fileLength - dataStart, fullPath);
 
@@ -145,6 +149,22 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
         _map?.Dispose();
         _map = null;
+    }
+
+    private static void ReadExactly(FileStream stream, Span<byte> buffer, long offset)
+    {
+        // pread may return fewer bytes than asked for; the length checks above guarantee the bytes exist.
+        while (!buffer.IsEmpty)
+        {
+            var read = RandomAccess.Read(stream.SafeFileHandle, buffer, offset);
+            if (read == 0)
+            {
+                throw new EndOfStreamException($"{stream.Name}: the file ended while reading its header (was it truncated while open?)");
+            }
+
+            buffer = buffer[read..];
+            offset += read;
+        }
     }
 
     private byte* DataPointer(SafeTensorInfo info)
