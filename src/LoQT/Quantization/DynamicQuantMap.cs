@@ -218,6 +218,11 @@ public static class DynamicQuantMap
             max = Math.Max(max, Math.Abs(x));
         }
 
+        if (float.IsNaN(max))
+        {
+            max = BitConverter.UInt32BitsToSingle(0x7FC00000); // the NaN torch's reduction gives
+        }
+
         var divisor = Math.Max(max, MinAbsmax);
         if (isFullBlock)
         {

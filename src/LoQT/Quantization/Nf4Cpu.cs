@@ -25,6 +25,8 @@ public static class Nf4Cpu
 
     private static readonly ulong[] PairTable = BuildPairTable();
 
+    private static float CanonicalNaN => BitConverter.UInt32BitsToSingle(0x7FC00000);
+
     /// <summary>Quantizes fp32 values.</summary>
     /// <param name="input">The values, flattened.</param>
     /// <param name="packed">Receives <see cref="Nf4BlockSizes.PackedLength"/> bytes.</param>
@@ -37,7 +39,7 @@ public static class Nf4Cpu
         fixed (byte* pPacked = packed)
         fixed (float* pAbsmax = absmax)
         {
-            QuantizeParallel((IntPtr)pIn, SourceKind.Float32, input.Length, (IntPtr)pPacked, (IntPtr)pAbsmax, blockSize);
+            QuantizeParallel((IntPtr)pIn, SourceKind.Float32, input.Length, (IntPtr)pPacked, (IntPtr)pAbsmax, blockSize, Best);
         }
     }
 
@@ -53,7 +55,7 @@ public static class Nf4Cpu
         fixed (byte* pPacked = packed)
         fixed (float* pAbsmax = absmax)
         {
-            QuantizeParallel((IntPtr)pIn, SourceKind.Float16, input.Length, (IntPtr)pPacked, (IntPtr)pAbsmax, blockSize);
+            QuantizeParallel((IntPtr)pIn, SourceKind.Float16, input.Length, (IntPtr)pPacked, (IntPtr)pAbsmax, blockSize, Best);
         }
     }
 
@@ -69,7 +71,7 @@ public static class Nf4Cpu
         fixed (byte* pPacked = packed)
         fixed (float* pAbsmax = absmax)
         {
-            QuantizeParallel((IntPtr)pIn, SourceKind.BFloat16, input.Length, (IntPtr)pPacked, (IntPtr)pAbsmax, blockSize);
+            QuantizeParallel((IntPtr)pIn, SourceKind.BFloat16, input.Length, (IntPtr)pPacked, (IntPtr)pAbsmax, blockSize, Best);
         }
     }
 
@@ -85,7 +87,7 @@ public static class Nf4Cpu
         fixed (float* pAbsmax = absmax)
         fixed (float* pOut = output)
         {
-            DequantizeParallel((IntPtr)pPacked, (IntPtr)pAbsmax, (IntPtr)pOut, TargetKind.Float32, output.Length, blockSize);
+            DequantizeParallel((IntPtr)pPacked, (IntPtr)pAbsmax, (IntPtr)pOut, TargetKind.Float32, output.Length, blockSize, Best);
         }
     }
 
@@ -101,7 +103,7 @@ public static class Nf4Cpu
         fixed (float* pAbsmax = absmax)
         fixed (Half* pOut = output)
         {
-            DequantizeParallel((IntPtr)pPacked, (IntPtr)pAbsmax, (IntPtr)pOut, TargetKind.Float16, output.Length, blockSize);
+            DequantizeParallel((IntPtr)pPacked, (IntPtr)pAbsmax, (IntPtr)pOut, TargetKind.Float16, output.Length, blockSize, Best);
         }
     }
 
@@ -117,7 +119,7 @@ public static class Nf4Cpu
         fixed (float* pAbsmax = absmax)
         fixed (ushort* pOut = output)
         {
-            DequantizeParallel((IntPtr)pPacked, (IntPtr)pAbsmax, (IntPtr)pOut, TargetKind.BFloat16, output.Length, blockSize);
+            DequantizeParallel((IntPtr)pPacked, (IntPtr)pAbsmax, (IntPtr)pOut, TargetKind.BFloat16, output.Length, blockSize, Best);
         }
     }
 
@@ -138,6 +140,20 @@ public static class Nf4Cpu
     /// <param name="bits">The bf16 bit pattern.</param>
     public static float FromBFloat16Bits(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
 
+    /// <summary>Instruction sets the kernels have paths for, from the portable one up.</summary>
+    internal enum Instructions
+    {
+        Scalar,
+        Vector256,
+        Avx512,
+    }
+
+    /// <summary>The widest path this machine runs.</summary>
+    internal static Instructions Best { get; } =
+        Avx512F.IsSupported && Avx2.IsSupported ? Instructions.Avx512
+        : Avx2.IsSupported && Vector256.IsHardwareAccelerated ? Instructions.Vector256
+        : Instructions.Scalar;
+
     internal enum SourceKind
     {
         Float32,
@@ -153,41 +169,41 @@ public static class Nf4Cpu
     }
 
     /// <summary>Quantizes raw memory (for tensors): <paramref name="count"/> elements at <paramref name="input"/>.</summary>
-    internal static void QuantizeParallel(IntPtr input, SourceKind kind, long count, IntPtr packed, IntPtr absmax, int blockSize)
+    internal static void QuantizeParallel(IntPtr input, SourceKind kind, long count, IntPtr packed, IntPtr absmax, int blockSize, Instructions isa)
     {
         var chunks = (count + ChunkElements - 1) / ChunkElements;
         if (chunks <= 1)
         {
-            QuantizeRange(input, kind, count, packed, absmax, blockSize, 0, count);
+            QuantizeRange(input, kind, packed, absmax, blockSize, 0, count, isa);
             return;
         }
 
         Parallel.For(0L, chunks, c =>
         {
             var start = c * ChunkElements;
-            QuantizeRange(input, kind, count, packed, absmax, blockSize, start, Math.Min(count, start + ChunkElements));
+            QuantizeRange(input, kind, packed, absmax, blockSize, start, Math.Min(count, start + ChunkElements), isa);
         });
     }
 
     /// <summary>Dequantizes into raw memory (for tensors): <paramref name="count"/> elements at <paramref name="output"/>.</summary>
-    internal static void DequantizeParallel(IntPtr packed, IntPtr absmax, IntPtr output, TargetKind kind, long count, int blockSize)
+    internal static void DequantizeParallel(IntPtr packed, IntPtr absmax, IntPtr output, TargetKind kind, long count, int blockSize, Instructions isa)
     {
         var chunks = (count + ChunkElements - 1) / ChunkElements;
         if (chunks <= 1)
         {
-            DequantizeRange(packed, absmax, output, kind, blockSize, 0, count);
+            DequantizeRange(packed, absmax, output, kind, blockSize, 0, count, isa);
             return;
         }
 
         Parallel.For(0L, chunks, c =>
         {
             var start = c * ChunkElements;
-            DequantizeRange(packed, absmax, output, kind, blockSize, start, Math.Min(count, start + ChunkElements));
+            DequantizeRange(packed, absmax, output, kind, blockSize, start, Math.Min(count, start + ChunkElements), isa);
         });
     }
 
     /// <summary>Quantizes elements [start, end): start is a multiple of the block size.</summary>
-    private static unsafe void QuantizeRange(IntPtr input, SourceKind kind, long count, IntPtr packed, IntPtr absmax, int blockSize, long start, long end)
+    private static unsafe void QuantizeRange(IntPtr input, SourceKind kind, IntPtr packed, IntPtr absmax, int blockSize, long start, long end, Instructions isa)
     {
         var converted = stackalloc float[StageElements];
         var scaled = stackalloc float[StageElements];
@@ -201,7 +217,7 @@ public static class Nf4Cpu
                     source = (float*)input + stage;
                     break;
                 case SourceKind.BFloat16:
-                    WidenBFloat16((ushort*)input + stage, converted, length);
+                    WidenBFloat16((ushort*)input + stage, converted, length, isa);
                     source = converted;
                     break;
                 default:
@@ -218,31 +234,82 @@ public static class Nf4Cpu
             for (var offset = 0; offset < length; offset += blockSize)
             {
                 var blockLength = Math.Min(blockSize, length - offset);
-                var max = AbsMax(source + offset, blockLength);
+                var block = source + offset;
+                var target = (byte*)packed + ((stage + offset) >> 1);
+                var max = AbsMax(block, blockLength, isa);
                 var divisor = Math.Max(max, DynamicQuantMap.MinAbsmax);
-                var block = (stage + offset) / blockSize;
+                var blockIndex = (stage + offset) / blockSize;
                 if (blockLength == blockSize)
                 {
-                    Multiply(source + offset, scaled + offset, blockLength, 1f / divisor);
-                    ((float*)absmax)[block] = max;
+                    var reciprocal = 1f / divisor;
+                    if (isa == Instructions.Avx512)
+                    {
+                        QuantizeScaledAvx512(block, blockLength, reciprocal, target);
+                    }
+                    else
+                    {
+                        Multiply(block, scaled, blockLength, reciprocal, isa);
+                        IndexAndPack(scaled, blockLength, target, isa);
+                    }
+
+                    ((float*)absmax)[blockIndex] = max;
                 }
                 else
                 {
                     for (var i = 0; i < blockLength; i++)
                     {
-                        scaled[offset + i] = source[offset + i] / divisor;
+                        scaled[i] = block[i] / divisor;
                     }
 
-                    ((float*)absmax)[block] = divisor;
+                    IndexAndPack(scaled, blockLength, target, isa);
+                    ((float*)absmax)[blockIndex] = divisor;
                 }
             }
+        }
+    }
 
-            IndexAndPack(scaled, length, (byte*)packed + (stage >> 1));
+    /// <summary>
+    /// Scales a full block (a multiple of 16 elements) by <paramref name="reciprocal"/>, finds each code by a 4-step
+    /// binary search over the midpoints (one permute per step), and packs the codes two per byte.
+    /// </summary>
+    private static unsafe void QuantizeScaledAvx512(float* x, int length, float reciprocal, byte* packed)
+    {
+        // below[j] = midpoint j-1: the code is at least j exactly when !(below[j] >= v) (NaN counts as above all).
+        var mids = Nf4Codebook.Midpoints;
+        var below = Vector512.Create(
+            0f, mids[0], mids[1], mids[2], mids[3], mids[4], mids[5], mids[6],
+            mids[7], mids[8], mids[9], mids[10], mids[11], mids[12], mids[13], mids[14]);
+        var middle = Vector512.Create(mids[7]);
+        var eight = Vector512.Create(8);
+        var four = Vector512.Create(4);
+        var two = Vector512.Create(2);
+        var one = Vector512.Create(1);
+        var factor = Vector512.Create(reciprocal);
+        for (var i = 0; i < length; i += 16)
+        {
+            var v = Vector512.Load(x + i) * factor;
+            var index = Vector512.ConditionalSelect(Avx512F.CompareNotGreaterThanOrEqual(middle, v).AsInt32(), eight, Vector512<int>.Zero);
+            index = Step(index, four, below, v);
+            index = Step(index, two, below, v);
+            index = Step(index, one, below, v);
+
+            // Lane pairs (even, odd) as one 64-bit lane: (even << 4) | odd lands in its low byte.
+            var pairs = index.AsUInt64();
+            var bytes = Avx512F.ConvertToVector128Byte(Vector512.ShiftLeft(pairs, 4) | Vector512.ShiftRightLogical(pairs, 32));
+            *(ulong*)(packed + (i >> 1)) = bytes.AsUInt64().ToScalar();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector512<int> Step(Vector512<int> index, Vector512<int> step, Vector512<float> below, Vector512<float> v)
+        {
+            var candidate = index + step;
+            var threshold = Avx512F.PermuteVar16x32(below, candidate);
+            return Vector512.ConditionalSelect(Avx512F.CompareNotGreaterThanOrEqual(threshold, v).AsInt32(), candidate, index);
         }
     }
 
     /// <summary>Dequantizes elements [start, end): start is a multiple of the block size.</summary>
-    private static unsafe void DequantizeRange(IntPtr packed, IntPtr absmax, IntPtr output, TargetKind kind, int blockSize, long start, long end)
+    private static unsafe void DequantizeRange(IntPtr packed, IntPtr absmax, IntPtr output, TargetKind kind, int blockSize, long start, long end, Instructions isa)
     {
         var staged = stackalloc float[StageElements];
         var scales = (float*)absmax;
@@ -254,12 +321,12 @@ public static class Nf4Cpu
             for (var offset = 0; offset < length; offset += blockSize)
             {
                 var blockLength = Math.Min(blockSize, length - offset);
-                DequantizeBlock(source + (offset >> 1), scales[(stage + offset) / blockSize], target + offset, blockLength);
+                DequantizeBlock(source + (offset >> 1), scales[(stage + offset) / blockSize], target + offset, blockLength, isa);
             }
 
             if (kind == TargetKind.BFloat16)
             {
-                NarrowToBFloat16(staged, (ushort*)output + stage, length);
+                NarrowToBFloat16(staged, (ushort*)output + stage, length, isa);
             }
             else if (kind == TargetKind.Float16)
             {
@@ -272,12 +339,12 @@ public static class Nf4Cpu
         }
     }
 
-    private static unsafe float AbsMax(float* x, int length)
+    private static unsafe float AbsMax(float* x, int length, Instructions isa)
     {
         var i = 0;
         var max = 0f;
         var sawNaN = false;
-        if (Vector256.IsHardwareAccelerated && length >= Vector256<float>.Count)
+        if (isa >= Instructions.Vector256 && length >= Vector256<float>.Count)
         {
             var vmax = Vector256<float>.Zero;
             var vnan = Vector256<float>.Zero;
@@ -303,14 +370,14 @@ public static class Nf4Cpu
             max = MathF.Max(max, a);
         }
 
-        // torch's max reduction propagates NaN; the native max above ignores it.
-        return sawNaN ? float.NaN : max;
+        // torch's max reduction propagates NaN (as the positive quiet NaN); the native max above ignores it.
+        return sawNaN ? CanonicalNaN : max;
     }
 
-    private static unsafe void Multiply(float* x, float* y, int length, float factor)
+    private static unsafe void Multiply(float* x, float* y, int length, float factor, Instructions isa)
     {
         var i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (isa >= Instructions.Vector256)
         {
             var f = Vector256.Create(factor);
             for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
@@ -325,10 +392,10 @@ public static class Nf4Cpu
         }
     }
 
-    private static unsafe void WidenBFloat16(ushort* x, float* y, int length)
+    private static unsafe void WidenBFloat16(ushort* x, float* y, int length, Instructions isa)
     {
         var i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (isa >= Instructions.Vector256)
         {
             for (; i <= length - Vector256<ushort>.Count; i += Vector256<ushort>.Count)
             {
@@ -344,10 +411,10 @@ public static class Nf4Cpu
         }
     }
 
-    private static unsafe void NarrowToBFloat16(float* x, ushort* y, int length)
+    private static unsafe void NarrowToBFloat16(float* x, ushort* y, int length, Instructions isa)
     {
         var i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (isa >= Instructions.Vector256)
         {
             var one = Vector256.Create(1u);
             var bias = Vector256.Create(0x7FFFu);
@@ -375,10 +442,10 @@ public static class Nf4Cpu
     }
 
     /// <summary>Code indices of scaled values, packed two per byte; an odd count pads the last low nibble with code 0.0.</summary>
-    private static unsafe void IndexAndPack(float* scaled, int length, byte* packed)
+    private static unsafe void IndexAndPack(float* scaled, int length, byte* packed, Instructions isa)
     {
         var i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (isa >= Instructions.Vector256)
         {
             var midpoints = stackalloc Vector256<float>[Nf4Codebook.Count - 1];
             var mids = Nf4Codebook.Midpoints;
@@ -388,19 +455,15 @@ public static class Nf4Cpu
             }
 
             var low = Vector256.Create((ushort)0xFF);
-            for (; i <= length - 64; i += 64)
+            for (; i <= length - 32; i += 32)
             {
                 var q0 = Vector256.Narrow(Indices(Vector256.Load(scaled + i), midpoints), Indices(Vector256.Load(scaled + i + 8), midpoints));
                 var q1 = Vector256.Narrow(Indices(Vector256.Load(scaled + i + 16), midpoints), Indices(Vector256.Load(scaled + i + 24), midpoints));
-                var q2 = Vector256.Narrow(Indices(Vector256.Load(scaled + i + 32), midpoints), Indices(Vector256.Load(scaled + i + 40), midpoints));
-                var q3 = Vector256.Narrow(Indices(Vector256.Load(scaled + i + 48), midpoints), Indices(Vector256.Load(scaled + i + 56), midpoints));
-                var pairs0 = Vector256.Narrow(q0, q1).AsUInt16();
-                var pairs1 = Vector256.Narrow(q2, q3).AsUInt16();
+                var pairs = Vector256.Narrow(q0, q1).AsUInt16();
 
                 // Each ushort holds (even index) | (odd index << 8); the byte wanted is (even << 4) | odd.
-                var bytes0 = (Vector256.ShiftLeft(pairs0, 4) | Vector256.ShiftRightLogical(pairs0, 8)) & low;
-                var bytes1 = (Vector256.ShiftLeft(pairs1, 4) | Vector256.ShiftRightLogical(pairs1, 8)) & low;
-                Vector256.Store(Vector256.Narrow(bytes0, bytes1), packed + (i >> 1));
+                var bytes = (Vector256.ShiftLeft(pairs, 4) | Vector256.ShiftRightLogical(pairs, 8)) & low;
+                Vector256.Narrow(bytes, Vector256<ushort>.Zero).GetLower().Store(packed + (i >> 1));
             }
         }
 
@@ -429,10 +492,10 @@ public static class Nf4Cpu
     }
 
     /// <summary>Dequantizes one block (or the short last one) whose first element is the high nibble of <paramref name="source"/>[0].</summary>
-    private static unsafe void DequantizeBlock(byte* source, float scale, float* target, int length)
+    private static unsafe void DequantizeBlock(byte* source, float scale, float* target, int length, Instructions isa)
     {
         var i = 0;
-        if (Avx512F.IsSupported)
+        if (isa == Instructions.Avx512)
         {
             var codes = Vector512.Create(Nf4Codebook.Values);
             var shifts = Vector512.Create(4u, 0u, 4u, 0u, 4u, 0u, 4u, 0u, 4u, 0u, 4u, 0u, 4u, 0u, 4u, 0u);
@@ -448,7 +511,7 @@ public static class Nf4Cpu
                 Vector512.Store(Avx512F.PermuteVar16x32(codes, index.AsInt32()) * factor, target + i);
             }
         }
-        else if (Avx2.IsSupported)
+        else if (isa == Instructions.Vector256)
         {
             var codesLow = Vector256.Create(Nf4Codebook.Values[..8]);
             var codesHigh = Vector256.Create(Nf4Codebook.Values[8..]);

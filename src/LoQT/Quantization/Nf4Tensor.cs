@@ -316,7 +316,7 @@ public sealed class Nf4Tensor : IDisposable
             ScalarType.BFloat16 => Nf4Cpu.SourceKind.BFloat16,
             _ => Nf4Cpu.SourceKind.Float32,
         };
-        Nf4Cpu.QuantizeParallel(CpuTensorMemory.Address(source), kind, count, CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), blockSize);
+        Nf4Cpu.QuantizeParallel(CpuTensorMemory.Address(source), kind, count, CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), blockSize, Nf4Cpu.Best);
         return (packed.MoveToOuterDisposeScope(), absmax.MoveToOuterDisposeScope());
     }
 
@@ -349,7 +349,7 @@ public sealed class Nf4Tensor : IDisposable
             ScalarType.BFloat16 => Nf4Cpu.TargetKind.BFloat16,
             _ => Nf4Cpu.TargetKind.Float32,
         };
-        Nf4Cpu.DequantizeParallel(CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), CpuTensorMemory.Address(output), kind, ElementCount, BlockSize);
+        Nf4Cpu.DequantizeParallel(CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), CpuTensorMemory.Address(output), kind, ElementCount, BlockSize, Nf4Cpu.Best);
         if (target == ScalarType.Float64)
         {
             output = output.to(ScalarType.Float64);
