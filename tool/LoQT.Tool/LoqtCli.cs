@@ -16,6 +16,8 @@ internal static class LoqtCli
         root.Subcommands.Add(DownloadCommand.Create());
         root.Subcommands.Add(PushCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(QuantizeCommand.Create());
+        root.Subcommands.Add(InfoCommand.Create());
         return root;
     }
 
