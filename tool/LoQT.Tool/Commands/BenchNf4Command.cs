@@ -75,7 +75,6 @@ internal static class BenchNf4Command
         var results = new List<Measurement>();
         using var generator = new torch.Generator(1234);
         using var x = torch.randn([rows, cols], generator: generator);
-        var input = MemoryMarshal.Cast<byte, float>(x.bytes);
         var packed = new byte[Nf4BlockSizes.PackedLength(count)];
         var absmax = new float[Nf4BlockSizes.BlockCount(count, blockSize)];
         var output = GC.AllocateUninitializedArray<float>(count);
@@ -84,7 +83,6 @@ internal static class BenchNf4Command
         results.Add(Time("cpu", "quantize", count, iterations, () => Nf4Cpu.Quantize(MemoryMarshal.Cast<byte, float>(x.bytes), packed, absmax, blockSize)));
         results.Add(Time("cpu", "dequantize", count, iterations, () => Nf4Cpu.Dequantize(packed, absmax, output, blockSize)));
         results.Add(Time("cpu", "dequantize-bf16", count, iterations, () => Nf4Cpu.DequantizeBFloat16(packed, absmax, outputBf16, blockSize)));
-        _ = input;
 
         var identical = true;
         if (withTorch)
