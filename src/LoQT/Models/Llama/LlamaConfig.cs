@@ -364,7 +364,7 @@ public sealed record LlamaConfig
         };
 
     /// <summary>Typed reads of optional fields with errors that name the file and the field.</summary>
-    private readonly struct ConfigReader(JsonObject root, string source)
+    private sealed class ConfigReader(JsonObject root, string source)
     {
         public string? String(string key) => root[key] switch
         {
