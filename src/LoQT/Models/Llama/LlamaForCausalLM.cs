@@ -89,6 +89,20 @@ public sealed class LlamaForCausalLM : nn.Module
         return Build(config, options, source, null, CancellationToken.None);
     }
 
+    /// <summary>
+    /// Bytes the weights occupy: every parameter (a tied embedding counted once) plus the NF4 storage of
+    /// <see cref="Nf4Linear"/> layers. Non-parameter storage of other layer types is not included.
+    /// </summary>
+    public long WeightBytes
+    {
+        get
+        {
+            var dense = parameters().Sum(p => p.numel() * p.ElementSize);
+            var quantized = LinearLayers.Select(l => l.Value).OfType<Nf4Linear>().Sum(l => l.Weight.StorageBytes);
+            return dense + quantized;
+        }
+    }
+
     /// <summary>A new, empty key/value cache for generation with this model.</summary>
     public LlamaKvCache CreateCache() => new(Config.NumHiddenLayers);
 
