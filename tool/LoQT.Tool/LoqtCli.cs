@@ -18,6 +18,8 @@ internal static class LoqtCli
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(QuantizeCommand.Create());
+        root.Subcommands.Add(InfoCommand.Create());
         return root;
     }
 

@@ -1,5 +1,8 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
+using LoQT.SafeTensors;
 using LoQT.Tests.Support;
+using TorchSharp;
 
 namespace LoQT.Tests.Quantization;
 
@@ -8,27 +11,17 @@ internal sealed class Nf4Fixture
 {
     private static readonly Lazy<Nf4Fixture> Shared = new(() => new Nf4Fixture(TestPaths.Fixture("nf4")));
 
-    private readonly byte[] file;
-    private readonly Dictionary<string, (string DType, long[] Shape, long Begin, long End)> entries = [];
+    private readonly Dictionary<string, (SafeTensorDType DType, long[] Shape, byte[] Data)> entries = new(StringComparer.Ordinal);
 
     private Nf4Fixture(string directory)
     {
-        file = File.ReadAllBytes(Path.Combine(directory, "nf4_cases.safetensors"));
-        var headerLength = (int)BitConverter.ToUInt64(file, 0);
-        using var header = JsonDocument.Parse(file.AsMemory(8, headerLength));
-        foreach (var property in header.RootElement.EnumerateObject())
+        // Read everything once (about 1 MB) so tests never hold the mapping open.
+        using (var file = SafeTensorsFile.Open(Path.Combine(directory, "nf4_cases.safetensors")))
         {
-            if (property.Name == "__metadata__")
+            foreach (var info in file.Tensors)
             {
-                continue;
+                entries[info.Name] = (info.DType, info.Shape, file.GetBytes(info.Name).ToArray());
             }
-
-            var offsets = property.Value.GetProperty("data_offsets");
-            entries[property.Name] = (
-                property.Value.GetProperty("dtype").GetString()!,
-                property.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray(),
-                8 + headerLength + offsets[0].GetInt64(),
-                8 + headerLength + offsets[1].GetInt64());
         }
 
         using var cases = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(directory, "cases.json")));
@@ -53,39 +46,23 @@ internal sealed class Nf4Fixture
 
     public int[] CaseIds { get; }
 
-    public string DType(string name) => entries[name].DType;
+    public string DType(string name) => entries[name].DType.ToHeaderName();
 
     public long[] Shape(string name) => entries[name].Shape;
 
-    public ReadOnlySpan<byte> Bytes(string name)
-    {
-        var (_, _, begin, end) = entries[name];
-        return file.AsSpan((int)begin, (int)(end - begin));
-    }
+    public ReadOnlySpan<byte> Bytes(string name) => entries[name].Data;
 
-    public float[] Floats(string name)
-    {
-        if (DType(name) != "F32")
-        {
-            throw new InvalidOperationException($"{name} is {DType(name)}, not F32.");
-        }
-
-        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Bytes(name)).ToArray();
-    }
+    public float[] Floats(string name) =>
+        entries[name].DType == SafeTensorDType.F32
+            ? MemoryMarshal.Cast<byte, float>(entries[name].Data).ToArray()
+            : throw new InvalidOperationException($"{name} is {DType(name)}, not F32.");
 
     /// <summary>The tensor with its stored dtype and shape.</summary>
-    public TorchSharp.torch.Tensor Tensor(string name)
+    public torch.Tensor Tensor(string name)
     {
-        var dtype = DType(name) switch
-        {
-            "F32" => TorchSharp.torch.ScalarType.Float32,
-            "F16" => TorchSharp.torch.ScalarType.Float16,
-            "BF16" => TorchSharp.torch.ScalarType.BFloat16,
-            "U8" => TorchSharp.torch.ScalarType.Byte,
-            var other => throw new NotSupportedException(other),
-        };
-        var result = TorchSharp.torch.empty(Shape(name), dtype);
-        Bytes(name).CopyTo(result.bytes);
+        var (dtype, shape, data) = entries[name];
+        var result = torch.empty(shape, dtype.ToScalarType());
+        data.CopyTo(result.bytes);
         return result;
     }
 }
