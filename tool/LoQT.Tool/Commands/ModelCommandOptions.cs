@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using LoQT.Models.Llama;
+using LoQT.Quantization;
 using LoQT.SafeTensors;
 using LoQT.Training;
 using static TorchSharp.torch;
@@ -11,8 +12,6 @@ namespace LoQT.Tool.Commands;
 /// <summary>Options shared by the commands that run a model (eval, generate): compute dtype and quantization, and loading with a note on stderr.</summary>
 internal static class ModelCommandOptions
 {
-    private const string QuantStateSuffix = ".quant_state.bitsandbytes__nf4";
-
     public static Option<string> DType()
     {
         var option = new Option<string>("--dtype")
@@ -75,7 +74,7 @@ internal static class ModelCommandOptions
     private static bool IsNf4Checkpoint(string directory)
     {
         using var checkpoint = SafeTensorsCheckpoint.Open(directory);
-        return checkpoint.TensorNames.Any(n => n.EndsWith(QuantStateSuffix, StringComparison.Ordinal));
+        return checkpoint.TensorNames.Any(n => n.EndsWith(BnbNf4Format.QuantStateSuffix, StringComparison.Ordinal));
     }
 
     // Reports synchronously on the loading thread (System.Progress would post to the thread pool).

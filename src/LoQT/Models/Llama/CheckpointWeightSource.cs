@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using LoQT.Quantization;
 using LoQT.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,6 +10,7 @@ namespace LoQT.Models.Llama;
 /// <summary>
 /// Weights read from a Hugging Face checkpoint one tensor at a time. The names, dtypes and shapes are checked against
 /// the config before anything is read, so a mismatched checkpoint fails at once with every problem listed.
+/// Linear weights stored in bitsandbytes NF4 format go to the factory as they are (<see cref="ILinearFactory.CreateQuantized"/>).
 /// </summary>
 internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
 {
@@ -42,8 +44,14 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
 
     public nn.Module<Tensor, Tensor> Linear(LinearLayerSpec spec, ILinearFactory factory)
     {
+        var weightName = spec.Name + ".weight";
         using var bias = spec.HasBias ? ReadFloat(spec.Name + ".bias") : null;
-        using var weight = ReadFloat(spec.Name + ".weight");
+        if (BnbNf4Format.IsQuantized(_checkpoint, weightName))
+        {
+            return factory.CreateQuantized(spec, BnbNf4Format.Read(_checkpoint, weightName), bias);
+        }
+
+        using var weight = ReadFloat(weightName);
         return factory.Create(spec, weight, bias);
     }
 
@@ -74,6 +82,7 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
     {
         var problems = new List<string>();
         var expectedNames = new HashSet<string>(StringComparer.Ordinal);
+        var quantized = new HashSet<string>(StringComparer.Ordinal);
         foreach (var spec in _expected)
         {
             expectedNames.Add(spec.Name);
@@ -84,7 +93,23 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
             }
 
             var info = _checkpoint.GetInfo(spec.Name);
-            if (!IsFloat(info.DType))
+            if (BnbNf4Format.IsQuantized(_checkpoint, spec.Name))
+            {
+                var state = BnbNf4Format.ReadQuantState(_checkpoint, spec.Name);
+                if (spec.Role != LlamaTensorRole.LinearWeight)
+                {
+                    problems.Add($"tensor '{spec.Name}' is stored as bitsandbytes 4-bit, but only linear layer weights can be");
+                }
+                else if (!state.Shape.SequenceEqual(spec.Shape))
+                {
+                    problems.Add($"tensor '{spec.Name}' has shape [{string.Join(", ", state.Shape)}] in the checkpoint (bitsandbytes quant_state), but config.json needs {spec.ShapeText}");
+                }
+                else
+                {
+                    quantized.Add(spec.Name);
+                }
+            }
+            else if (!IsFloat(info.DType))
             {
                 problems.Add($"tensor '{spec.Name}' is {info.DType.ToHeaderName()} {info.ShapeText}, but a floating-point {spec.ShapeText} is needed");
             }
@@ -96,7 +121,8 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
 
         foreach (var name in _checkpoint.TensorNames)
         {
-            if (!expectedNames.Contains(name) && !LlamaWeightLayout.IsIgnorable(name, config))
+            var isQuantState = BnbNf4Format.WeightNameOf(name) is { } owner && quantized.Contains(owner);
+            if (!expectedNames.Contains(name) && !isQuantState && !LlamaWeightLayout.IsIgnorable(name, config))
             {
                 problems.Add($"unexpected tensor '{name}' {_checkpoint.GetInfo(name).ShapeText} (not part of the model config.json describes)");
             }
