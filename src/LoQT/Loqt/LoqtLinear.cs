@@ -142,6 +142,25 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
         fullGradient = null;
     }
 
+    /// <summary>
+    /// Puts back a projection saved with a checkpoint (B comes back through the adapter parameter). The layer takes
+    /// ownership of <paramref name="savedProjection"/>.
+    /// </summary>
+    /// <param name="savedProjection">P as saved: NF4 or dense, of this layer's projection shape.</param>
+    /// <exception cref="ArgumentException">The shape is not this layer's projection shape.</exception>
+    public void RestoreProjection(FrozenMatrix savedProjection)
+    {
+        ArgumentNullException.ThrowIfNull(savedProjection);
+        var expected = Side.ProjectionShape(InFeatures, OutFeatures, Rank);
+        if (!savedProjection.Shape.SequenceEqual(expected))
+        {
+            throw new ArgumentException($"Layer '{GetName()}': the saved projection has shape [{string.Join(", ", savedProjection.Shape)}], the layer needs [{string.Join(", ", expected)}].", nameof(savedProjection));
+        }
+
+        projection.Dispose();
+        projection = savedProjection;
+    }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {

@@ -48,7 +48,8 @@ internal static class EvalCommand
                     return LoqtCli.UsageError;
                 }
 
-                var directory = await HubCommandOptions.ResolveModelAsync(parse.GetRequiredValue(model), error, cancellationToken);
+                var directory = ModelCommandOptions.ResolveCheckpoint(
+                    await HubCommandOptions.ResolveModelAsync(parse.GetRequiredValue(model), error, cancellationToken));
                 var config = LlamaConfig.Load(directory);
                 var tokenizer = HasTokenizer(directory) ? TokenizerLoader.FromDirectory(directory) : null;
                 var options = new TokenDatasetOptions

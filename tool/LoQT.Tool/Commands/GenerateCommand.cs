@@ -54,7 +54,8 @@ internal static class GenerateCommand
                     return LoqtCli.UsageError;
                 }
 
-                var directory = await HubCommandOptions.ResolveModelAsync(parse.GetRequiredValue(model), error, cancellationToken);
+                var directory = ModelCommandOptions.ResolveCheckpoint(
+                    await HubCommandOptions.ResolveModelAsync(parse.GetRequiredValue(model), error, cancellationToken));
                 var tokenizer = TokenizerLoader.FromDirectory(directory);
                 var promptIds = tokenizer.Encode(parse.GetRequiredValue(prompt), addSpecialTokens: true);
                 if (promptIds.Count == 0)

@@ -44,9 +44,20 @@ internal static class ModelCommandOptions
             _ => null,
         };
 
+    /// <summary>The folder a model argument means: a training output directory stands for its newest checkpoint.</summary>
+    public static string ResolveCheckpoint(string directory) => CheckpointDirectory.Resolve(directory) ?? directory;
+
     /// <summary>Loads a model folder, reporting progress and then size, time and peak memory on <paramref name="log"/>.</summary>
     public static LlamaForCausalLM Load(string directory, string dtype, bool? quantize, TextWriter log, CancellationToken cancellationToken)
     {
+        // A LoQT checkpoint: rebuild the LoQT layers with their adapters, as trained.
+        if (LoqtCheckpoint.IsLoqtModel(directory))
+        {
+            var (loqtModel, _, _) = LoqtCheckpoint.Load(directory, trainable: false);
+            log.WriteLine($"loaded LoQT checkpoint {directory}: {loqtModel.Config.NumHiddenLayers} layers; peak RSS {ProcessMemory.Format(ProcessMemory.PeakBytes)}");
+            return loqtModel;
+        }
+
         var quantized = quantize ?? IsNf4Checkpoint(directory);
         var options = new LlamaLoadOptions
         {
