@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LoQT.Tool.Commands;
 
 namespace LoQT.Tool;
 
@@ -11,6 +12,7 @@ internal static class LoqtCli
             "loqt: train and adapt 4-bit (NF4) Llama models with LoQT low-rank adapters, " +
             "and move them between safetensors files, the Hugging Face Hub and transformers.");
         // Each command adds itself here, one line each.
+        root.Subcommands.Add(MemoryCommand.Create());
         return root;
     }
 

@@ -6,8 +6,12 @@ public sealed record MemoryPlanOptions
     /// <summary>The training method. Default <see cref="TrainingMethod.Loqt"/>.</summary>
     public TrainingMethod Method { get; init; } = TrainingMethod.Loqt;
 
-    /// <summary>Rank of P and B (LoQT), of A and B (LoRA), of the projection (GaLore). Ignored by full. Default 128 (the reference's).</summary>
-    public int Rank { get; init; } = 128;
+    /// <summary>
+    /// Rank of P and B (LoQT), of A and B (LoRA), of the projection (GaLore); ignored by full. Null: the reference's
+    /// default 128, or a quarter of the hidden size for models narrower than 512 (so that the small presets work).
+    /// The plan's options carry the rank used.
+    /// </summary>
+    public int? Rank { get; init; }
 
     /// <summary>Tokens per sequence. Default 256 (the reference's <c>max_length</c>).</summary>
     public int SequenceLength { get; init; } = 256;

@@ -92,12 +92,13 @@ public sealed class MemoryPlanner
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
+        options = options with { Rank = options.Rank ?? DefaultRank(model) };
         Validate(model, options);
 
         var c = Coefficients;
         var method = options.Method;
         long s = DtypeBytes(options.Dtype);
-        long r = options.Rank;
+        long r = options.Rank.GetValueOrDefault();
         long layers = model.NumHiddenLayers;
         var linears = model.LayerLinears;
         var loqtFamily = method is TrainingMethod.Loqt or TrainingMethod.LoqtNq;
@@ -144,7 +145,7 @@ public sealed class MemoryPlanner
                     // full-size update back (compute dtype).
                     trained.Add((layers, l.Elements));
                     states.Add((layers, r * l.Large));
-                    stepScratch = Math.Max(stepScratch, stepScratchPerElement * r * l.Large + s * l.Elements);
+                    stepScratch = Math.Max(stepScratch, stepScratchPerElement * Stepped(r * l.Large) + s * l.Elements);
                     break;
                 case TrainingMethod.Loqt or TrainingMethod.LoqtNq:
                     Add(layers, r * l.Large, r * l.Large);
@@ -214,8 +215,11 @@ public sealed class MemoryPlanner
         {
             trained.Add((count, gradientElements));
             states.Add((count, stateElements));
-            stepScratch = Math.Max(stepScratch, stepScratchPerElement * stateElements);
+            stepScratch = Math.Max(stepScratch, stepScratchPerElement * Stepped(stateElements));
         }
+
+        long Stepped(long elements) =>
+            c.OptimizerStepChunkElements > 0 ? Math.Min(elements, c.OptimizerStepChunkElements) : elements;
     }
 
     /// <summary>
@@ -251,7 +255,7 @@ public sealed class MemoryPlanner
             ? heads * t * (s == 4 ? 4 : 4 + s)
             : heads * 4; // fused attention: one fp32 log-sum-exp per head and token
         var mlp = 4 * s * (double)model.IntermediateSize;
-        var lowRank = lowRankPath && c.SaveLowRankIntermediate ? model.LayerLinears.Count * options.Rank * (double)s : 0;
+        var lowRank = lowRankPath && c.SaveLowRankIntermediate ? model.LayerLinears.Count * (double)options.Rank.GetValueOrDefault() * s : 0;
         var perLayer = tokens * (2 * norm + attention + scores + mlp + lowRank);
 
         var logits = tokens * model.VocabSize * (s + 4 * c.LogitsFp32Buffers);
@@ -289,6 +293,9 @@ public sealed class MemoryPlanner
 
         return (long)Math.Ceiling(worst);
     }
+
+    /// <summary>The reference's default rank (128), capped at a quarter of the hidden size for narrow models.</summary>
+    private static int DefaultRank(ModelShape model) => Math.Max(1, Math.Min(128, model.HiddenSize / 4));
 
     private static void Validate(ModelShape model, MemoryPlanOptions options)
     {
