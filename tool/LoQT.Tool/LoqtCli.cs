@@ -12,13 +12,32 @@ internal static class LoqtCli
             "loqt: train and adapt 4-bit (NF4) Llama models with LoQT low-rank adapters, " +
             "and move them between safetensors files, the Hugging Face Hub and transformers.");
         // Each command adds itself here, one line each.
+        root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(DownloadCommand.Create());
+        root.Subcommands.Add(PushCommand.Create());
         root.Subcommands.Add(MemoryCommand.Create());
         return root;
     }
 
+    /// <summary>Exit code for a command line that does not parse, as most Unix tools use.</summary>
+    public const int UsageError = 2;
+
     public static async Task<int> RunAsync(string[] args)
     {
-        var root = CreateRootCommand();
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        var parse = CreateRootCommand().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                await Console.Error.WriteLineAsync("error: " + error.Message).ConfigureAwait(false);
+            }
+
+            var command = string.Join(' ', parse.CommandResult.Command.Name == parse.RootCommandResult.Command.Name
+                ? [] : new[] { parse.CommandResult.Command.Name });
+            await Console.Error.WriteLineAsync($"Run 'loqt {command}{(command.Length > 0 ? " " : "")}--help' for usage.").ConfigureAwait(false);
+            return UsageError;
+        }
+
+        return await parse.InvokeAsync().ConfigureAwait(false);
     }
 }

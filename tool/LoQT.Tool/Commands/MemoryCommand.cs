@@ -107,7 +107,7 @@ internal static class MemoryCommand
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
-            return Fail(error, MessageOf(e), 2);
+            return Fail(error, MessageOf(e), LoqtCli.UsageError);
         }
 
         IReadOnlyList<MemoryPlan> plans;
@@ -121,7 +121,7 @@ internal static class MemoryCommand
         }
         catch (ArgumentException e)
         {
-            return Fail(error, MessageOf(e), 2);
+            return Fail(error, MessageOf(e), LoqtCli.UsageError);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
