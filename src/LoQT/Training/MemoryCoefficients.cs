@@ -46,7 +46,7 @@ public sealed record MemoryCoefficients
     /// 0.97 to 1.17 layers (bf16, and fp32 up to T = 256; fp32 at T = 1024 reached 1.7 layers), and backward never
     /// rose above the end of forward by more than the weight gradients it created.
     /// </summary>
-    public double BackwardTransientLayers { get; init; } = 1;
+    public double TransientLayers { get; init; } = 1;
 
     /// <summary>
     /// Bytes per element of scratch while one NF4 weight is dequantized for a matmul, besides the compute-dtype
