@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace LoQT.Tool;
 
-/// <summary>Memory sizes on the command line: <c>24GiB</c>, <c>16GB</c>, <c>512MiB</c>, <c>1.5G</c>, <c>1048576</c>.</summary>
+/// <summary>Memory sizes on the command line (printing them is <see cref="LoQT.Training.ProcessMemory.Format"/>): <c>24GiB</c>, <c>16GB</c>, <c>512MiB</c>, <c>1.5G</c>, <c>1048576</c>.</summary>
 internal static class ByteSize
 {
     // Binary units (KiB…TiB, and the bare K/M/G/T that docker and the JVM read as binary), decimal units (kB…TB).
@@ -42,22 +42,5 @@ internal static class ByteSize
         }
 
         return (long)Math.Round(value * factor);
-    }
-
-    /// <summary>A size in the largest binary unit that keeps it at least 1, with two decimals: <c>3.59 GiB</c>.</summary>
-    public static string Format(long bytes)
-    {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
-        double value = bytes;
-        var index = 0;
-        while (Math.Abs(value) >= 1024 && index < units.Length - 1)
-        {
-            value /= 1024;
-            index++;
-        }
-
-        return index == 0
-            ? bytes.ToString(CultureInfo.InvariantCulture) + " B"
-            : value.ToString("0.00", CultureInfo.InvariantCulture) + " " + units[index];
     }
 }

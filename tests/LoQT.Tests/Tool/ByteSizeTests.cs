@@ -32,13 +32,4 @@ public class ByteSizeTests
         Assert.Contains($"'{text}'", error.Message);
         Assert.Contains("24GiB", error.Message);
     }
-
-    [Theory]
-    [InlineData(512L, "512 B")]
-    [InlineData(1536L, "1.50 KiB")]
-    [InlineData(24L << 30, "24.00 GiB")]
-    public void Format_UsesTheLargestBinaryUnit(long bytes, string expected)
-    {
-        Assert.Equal(expected, ByteSize.Format(bytes));
-    }
 }

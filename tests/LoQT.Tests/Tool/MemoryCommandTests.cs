@@ -32,6 +32,7 @@ public class MemoryCommandTests
         }
 
         Assert.Matches(@"Fits in 24\.00 GiB\s+yes\s+yes\s+yes", output);
+        Assert.StartsWith("130m: 134.1M parameters; rank 128, seq 256 x batch 1, adamw, bf16, NF4 W+P, cpu", output);
     }
 
     [Fact]
@@ -159,7 +160,7 @@ public class MemoryCommandTests
         var rendered = text.ToString();
         Assert.Contains("Update-step transient", rendered);
         Assert.Contains("Total (peak)", rendered);
-        Assert.Contains(ByteSize.Format(plans[0].Total), rendered);
+        Assert.Contains(ProcessMemory.Format(plans[0].Total), rendered);
         Assert.Contains("Fits in 1.00 GiB", rendered);
     }
 }

@@ -155,7 +155,7 @@ internal static class MemoryCommand
         output.WriteLine(Heading(config, plans[0]));
         if (budgetBytes is not null)
         {
-            output.WriteLine($"budget: {ByteSize.Format(budgetBytes.Value)}{budgetNote}");
+            output.WriteLine($"budget: {ProcessMemory.Format(budgetBytes.Value)}{budgetNote}");
         }
 
         output.WriteLine();
@@ -184,7 +184,7 @@ internal static class MemoryCommand
         console.MarkupLine("[bold]" + Markup.Escape(Heading(config, plans[0])) + "[/]");
         if (budgetBytes is not null)
         {
-            console.MarkupLine(Markup.Escape($"budget: {ByteSize.Format(budgetBytes.Value)}{budgetNote}"));
+            console.MarkupLine(Markup.Escape($"budget: {ProcessMemory.Format(budgetBytes.Value)}{budgetNote}"));
         }
 
         var table = new Table().Border(TableBorder.Rounded);
@@ -279,13 +279,13 @@ internal static class MemoryCommand
     private static List<Row> Rows(IReadOnlyList<MemoryPlan> plans, long? budgetBytes)
     {
         var rows = RowLabels
-            .Select(r => new Row([r.Label, .. plans.Select(p => ByteSize.Format(p.Breakdown.Parts.Single(x => x.Key == r.Key).Value))], false))
+            .Select(r => new Row([r.Label, .. plans.Select(p => ProcessMemory.Format(p.Breakdown.Parts.Single(x => x.Key == r.Key).Value))], false))
             .ToList();
-        rows.Add(new Row(["Total (peak)", .. plans.Select(p => ByteSize.Format(p.Total))], true));
-        rows.Add(new Row(["Between update steps", .. plans.Select(p => ByteSize.Format(p.Breakdown.SteadyTotal))], false));
+        rows.Add(new Row(["Total (peak)", .. plans.Select(p => ProcessMemory.Format(p.Total))], true));
+        rows.Add(new Row(["Between update steps", .. plans.Select(p => ProcessMemory.Format(p.Breakdown.SteadyTotal))], false));
         if (budgetBytes is not null)
         {
-            rows.Add(new Row([$"Fits in {ByteSize.Format(budgetBytes.Value)}", .. plans.Select(p => p.FitsIn(budgetBytes.Value) ? "yes" : "no")], false));
+            rows.Add(new Row([$"Fits in {ProcessMemory.Format(budgetBytes.Value)}", .. plans.Select(p => p.FitsIn(budgetBytes.Value) ? "yes" : "no")], false));
         }
 
         return rows;
@@ -326,8 +326,10 @@ internal static class MemoryCommand
         }
 
         parts.Add(o.Device == DeviceKind.Cuda ? "cuda" : "cpu");
-        var billions = (plan.TotalParameters / 1e9).ToString("0.00", CultureInfo.InvariantCulture);
-        return $"{config}: {billions}B parameters; {string.Join(", ", parts)}";
+        var count = plan.TotalParameters >= 1e9
+            ? (plan.TotalParameters / 1e9).ToString("0.00", CultureInfo.InvariantCulture) + "B"
+            : (plan.TotalParameters / 1e6).ToString("0.0", CultureInfo.InvariantCulture) + "M";
+        return $"{config}: {count} parameters; {string.Join(", ", parts)}";
     }
 
     private static string ParseChoice(string value, string option, string[] choices) =>
