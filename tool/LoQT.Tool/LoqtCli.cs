@@ -15,6 +15,9 @@ internal static class LoqtCli
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(DownloadCommand.Create());
         root.Subcommands.Add(PushCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(QuantizeCommand.Create());
+        root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(MemoryCommand.Create());
         return root;
     }

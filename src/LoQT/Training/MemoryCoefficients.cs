@@ -49,11 +49,18 @@ public sealed record MemoryCoefficients
     public double TransientLayers { get; init; } = 1;
 
     /// <summary>
-    /// Bytes per element of scratch while one NF4 weight is dequantized for a matmul, besides the compute-dtype
-    /// result: the fp32 values (code × absmax) before the cast. A dequantizer that gathers through int64 indices
-    /// needs 8 more; calibrate against the NF4 implementation.
+    /// Bytes per element of scratch, besides the compute-dtype result, while one NF4 weight is dequantized for a
+    /// matmul on the CPU: none, because <c>Nf4Tensor.Dequantize</c>'s CPU kernel writes the result directly (the
+    /// double-quantized absmax it expands first is 4 bytes per 64 elements, ignored).
     /// </summary>
-    public double DequantizeScratchBytes { get; init; } = 4;
+    public double DequantizeScratchBytesCpu { get; init; }
+
+    /// <summary>
+    /// Bytes per element of scratch, besides the result, while one NF4 weight is dequantized on CUDA by the torch-ops
+    /// path (<c>Nf4TorchOps.Dequantize4Bit</c>), which keeps until it returns: the packed bytes as int64 (4), the high
+    /// and low nibbles (4 + 4), the stacked indices (8), the fp32 code values (4) and the scaled values (4).
+    /// </summary>
+    public double DequantizeScratchBytesCuda { get; init; } = 28;
 
     /// <summary>
     /// Bytes per element of temporaries while AdamW steps one tensor: an fp32 copy of the gradient (4) and two fp32

@@ -41,9 +41,9 @@ public sealed class MemoryPlanner
 
     /// <summary>
     /// Bytes of one NF4-quantized tensor: two 4-bit codes per byte (odd counts padded by one code) plus one fp32
-    /// absmax per block of 64 (0.5625 B per element); with double quantization one 8-bit absmax per block plus one
-    /// fp32 nested absmax per 256 blocks (≈ 0.5159 B per element). The per-tensor codebooks and the nested offset
-    /// (a few hundred bytes, shared or scalar) are not counted.
+    /// absmax per block of 64 (0.5625 B per element); with double quantization one 8-bit absmax per block, one
+    /// fp32 nested absmax per 256 blocks and the fp32 offset (≈ 0.5159 B per element). As <c>Nf4Tensor.StorageBytes</c>:
+    /// the codebooks, shared by all tensors, are not counted.
     /// </summary>
     /// <param name="elements">Elements of the tensor.</param>
     /// <param name="doubleQuant">Whether the absmax values are themselves quantized.</param>
@@ -52,7 +52,7 @@ public sealed class MemoryPlanner
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
         var packed = (elements + 1) / 2;
         var blocks = CeilDiv(elements, Nf4BlockSize);
-        var absmax = doubleQuant ? blocks + 4 * CeilDiv(blocks, Nf4NestedBlockSize) : 4 * blocks;
+        var absmax = doubleQuant ? blocks + 4 * CeilDiv(blocks, Nf4NestedBlockSize) + 4 : 4 * blocks;
         return packed + absmax;
     }
 
@@ -185,9 +185,10 @@ public sealed class MemoryPlanner
         var activations = Activations(model, options, s, loqtFamily || method == TrainingMethod.Lora);
         var updateTransient = UpdateTransient(model, options, s, quantizeW);
 
-        // A forward or backward matmul on an NF4 weight dequantizes it (fp32 values, then the compute-dtype copy).
+        // A forward or backward matmul on an NF4 weight dequantizes it into a compute-dtype copy, one layer at a time.
         var maxLinear = linears.Max(l => l.Elements);
-        var dequantize = quantizeW ? (long)Math.Ceiling((c.DequantizeScratchBytes + s) * maxLinear) : 0;
+        var dequantizeScratch = options.Device == DeviceKind.Cuda ? c.DequantizeScratchBytesCuda : c.DequantizeScratchBytesCpu;
+        var dequantize = quantizeW ? (long)Math.Ceiling((dequantizeScratch + s) * maxLinear) : 0;
         var step = (long)Math.Ceiling(stepScratch);
         // With per-layer updates the step runs inside backward, next to the activations; otherwise it runs after
         // backward has freed them, so its scratch only raises the peak by what it exceeds them.

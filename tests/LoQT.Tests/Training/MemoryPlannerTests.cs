@@ -1,5 +1,7 @@
 using LoQT.Models.Llama;
+using LoQT.Quantization;
 using LoQT.Training;
+using TorchSharp;
 
 namespace LoQT.Tests.Training;
 
@@ -25,18 +27,30 @@ public class MemoryPlannerTests
     }
 
     [Fact]
-    public void Nf4Bytes_WithDoubleQuant_AreOneByteAbsmaxPerBlockPlusOneFp32PerNestedBlockOf256()
+    public void Nf4Bytes_WithDoubleQuant_AreOneByteAbsmaxPerBlockPlusOneFp32PerNestedBlockOf256AndTheOffset()
     {
         const long N = 11008L * 4096;
         const long Blocks = N / 64;
 
-        Assert.Equal(N / 2 + Blocks + 4 * ((Blocks + 255) / 256), MemoryPlanner.Nf4Bytes(N, doubleQuant: true));
+        Assert.Equal(N / 2 + Blocks + 4 * ((Blocks + 255) / 256) + 4, MemoryPlanner.Nf4Bytes(N, doubleQuant: true));
     }
 
     [Fact]
     public void Nf4Bytes_PadAnOddCountAndCountAShortLastBlock()
     {
         Assert.Equal(65 + 3 * 4, MemoryPlanner.Nf4Bytes(129, doubleQuant: false));
+    }
+
+    [Theory]
+    [InlineData(96, 64, false)]
+    [InlineData(129, 67, false)] // odd count, short last block
+    [InlineData(300, 200, true)] // 938 absmax codes: four nested blocks, the last one short
+    public void Nf4Bytes_EqualTheStorageOfAQuantizedTensor(int rows, int columns, bool doubleQuant)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var quantized = Nf4Tensor.Quantize(torch.randn(rows, columns), doubleQuant: doubleQuant);
+
+        Assert.Equal(quantized.StorageBytes, MemoryPlanner.Nf4Bytes((long)rows * columns, doubleQuant));
     }
 
     [Fact]
