@@ -29,6 +29,9 @@ public sealed class MemoryPlanner
     /// <summary>Elements per block of 8-bit AdamW's moments (bitsandbytes' blockwise optimizer blocksize).</summary>
     public const int AdamW8bitBlockSize = 256;
 
+    /// <summary>Tensors smaller than this keep fp32 moments under 8-bit AdamW (bitsandbytes' <c>min_8bit_size</c>).</summary>
+    public const int AdamW8bitMinQuantizedElements = 4096;
+
     /// <summary>Creates a planner.</summary>
     /// <param name="coefficients">The implementation coefficients; <see cref="MemoryCoefficients.Default"/> when null.</param>
     public MemoryPlanner(MemoryCoefficients? coefficients = null)
@@ -58,13 +61,16 @@ public sealed class MemoryPlanner
 
     /// <summary>
     /// Bytes of 8-bit AdamW's state for one tensor: the two moments at one byte per element, each with one fp32
-    /// absmax per block of 256 (≈ 2.03 B per element, against 8 for fp32 AdamW).
+    /// absmax per block of 256 (≈ 2.03 B per element, against 8 for fp32 AdamW); tensors of fewer than
+    /// <see cref="AdamW8bitMinQuantizedElements"/> elements keep two fp32 moments (8 B per element).
     /// </summary>
     /// <param name="elements">Elements of the tensor.</param>
     public static long AdamW8bitStateBytes(long elements)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
-        return 2 * (elements + 4 * CeilDiv(elements, AdamW8bitBlockSize));
+        return elements < AdamW8bitMinQuantizedElements
+            ? 2 * 4 * elements
+            : 2 * (elements + 4 * CeilDiv(elements, AdamW8bitBlockSize));
     }
 
     /// <summary>Bytes per element of a compute dtype.</summary>

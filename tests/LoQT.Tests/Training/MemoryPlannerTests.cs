@@ -56,7 +56,13 @@ public class MemoryPlannerTests
     [Fact]
     public void AdamW8bitState_IsTwoBytesPerElementPlusTwoFp32AbsmaxPerBlockOf256()
     {
-        Assert.Equal(2 * (1000 + 4 * 4), MemoryPlanner.AdamW8bitStateBytes(1000));
+        Assert.Equal(2 * (10_000 + 4 * 40), MemoryPlanner.AdamW8bitStateBytes(10_000));
+    }
+
+    [Fact]
+    public void AdamW8bitState_OfATensorBelow4096Elements_StaysFp32()
+    {
+        Assert.Equal(2 * 4 * 4095, MemoryPlanner.AdamW8bitStateBytes(4095));
     }
 
     [Fact]
