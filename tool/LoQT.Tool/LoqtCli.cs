@@ -20,6 +20,7 @@ internal static class LoqtCli
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(QuantizeCommand.Create());
         root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(MemoryCommand.Create());
         return root;
     }
 
