@@ -21,6 +21,8 @@ internal static class LoqtCli
         root.Subcommands.Add(QuantizeCommand.Create());
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(MemoryCommand.Create());
+        root.Subcommands.Add(AdaptCommand.Create());
+        root.Subcommands.Add(PretrainCommand.Create());
         return root;
     }
 

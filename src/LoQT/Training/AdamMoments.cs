@@ -69,8 +69,8 @@ internal sealed class Fp32AdamMoments : AdamMoments
 
     public Fp32AdamMoments(long[] shape, Device device)
     {
-        expAvg = zeros(shape, ScalarType.Float32, device);
-        expAvgSq = zeros(shape, ScalarType.Float32, device);
+        expAvg = zeros(shape, ScalarType.Float32, device).DetachFromDisposeScope(); // created inside the update's dispose scope, but lives as long as the optimizer
+        expAvgSq = zeros(shape, ScalarType.Float32, device).DetachFromDisposeScope(); // created inside the update's dispose scope, but lives as long as the optimizer
     }
 
     public override void Apply(Tensor param, Tensor grad, double lr, double weightDecay, AdamWOptions options)

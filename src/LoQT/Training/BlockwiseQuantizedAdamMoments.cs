@@ -26,10 +26,10 @@ internal sealed class BlockwiseQuantizedAdamMoments : AdamMoments
         var blocks = DynamicQuantMap.BlockCount(count, blockSize);
 
         // All-zero codes with zero absmax dequantize to exactly 0, as bitsandbytes initializes its states.
-        expAvgCodes = zeros(count, ScalarType.Byte, device);
-        expAvgAbsmax = zeros(blocks, ScalarType.Float32, device);
-        expAvgSqCodes = zeros(count, ScalarType.Byte, device);
-        expAvgSqAbsmax = zeros(blocks, ScalarType.Float32, device);
+        expAvgCodes = zeros(count, ScalarType.Byte, device).DetachFromDisposeScope();
+        expAvgAbsmax = zeros(blocks, ScalarType.Float32, device).DetachFromDisposeScope();
+        expAvgSqCodes = zeros(count, ScalarType.Byte, device).DetachFromDisposeScope();
+        expAvgSqAbsmax = zeros(blocks, ScalarType.Float32, device).DetachFromDisposeScope();
     }
 
     public override void Apply(Tensor param, Tensor grad, double lr, double weightDecay, AdamWOptions options)

@@ -258,6 +258,6 @@ public static class Trainer
             MaxGradNorm = options.MaxGradNorm,
             PerLayerUpdates = options.PerLayerUpdates,
         };
-        return options.Optimizer == OptimizerKind.AdamW8Bit ? new AdamW8Bit(parameters, adamOptions) : new AdamW(parameters, adamOptions);
+        return options.Optimizer == OptimizerKind.AdamW8bit ? new AdamW8Bit(parameters, adamOptions) : new AdamW(parameters, adamOptions);
     }
 }

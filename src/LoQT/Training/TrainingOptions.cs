@@ -3,16 +3,6 @@ using LoQT.Models.Llama;
 
 namespace LoQT.Training;
 
-/// <summary>Which optimizer trains the trainable parameters.</summary>
-public enum OptimizerKind
-{
-    /// <summary>AdamW with fp32 moments.</summary>
-    AdamW,
-
-    /// <summary>AdamW with blockwise 8-bit moments (bitsandbytes semantics).</summary>
-    AdamW8Bit,
-}
-
 /// <summary>What a run trains on.</summary>
 public enum TrainingTask
 {

@@ -92,7 +92,7 @@ internal sealed class TrainingCommandOptions
                 ComputeDType = dtype,
             },
             Schedule = schedule,
-            Optimizer = parse.GetRequiredValue(Optimizer) == "adamw8bit" ? OptimizerKind.AdamW8Bit : OptimizerKind.AdamW,
+            Optimizer = parse.GetRequiredValue(Optimizer) == "adamw8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW,
             PerLayerUpdates = parse.GetValue(PerLayer),
             LearningRate = parse.GetValue(LearningRate),
             WarmupSteps = parse.GetValue(Warmup),
@@ -161,7 +161,7 @@ internal sealed class TrainingCommandOptions
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or NotSupportedException or InvalidOperationException or UnauthorizedAccessException)
         {
-            error.WriteLine("error: " + e.Message);
+            error.WriteLine("error: " + (Environment.GetEnvironmentVariable("LOQT_DEBUG") == "1" ? e.ToString() : e.Message));
             return 1;
         }
     }
