@@ -1,0 +1,83 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoQT.Loqt;
+
+/// <summary>Builds the projection P of a layer from its weight gradient: the top-r singular vectors on the smaller side.</summary>
+public static class GradientProjection
+{
+    /// <summary>
+    /// P from the gradient G (shape [out, in]), in fp32: for <see cref="ProjectionSide.Left"/> the top-r right
+    /// singular vectors of G as the rows of an r × in matrix; for <see cref="ProjectionSide.Right"/> the top-r left
+    /// singular vectors as the columns of an out × r matrix. The SVD is computed in fp32 whatever G's dtype.
+    /// </summary>
+    /// <param name="gradient">G, [out, in].</param>
+    /// <param name="rank">r, at least 1 and at most min(out, in).</param>
+    /// <param name="side">Which side P is on.</param>
+    /// <param name="svd">Full or randomized SVD.</param>
+    /// <param name="generator">Randomized SVD only: the source of the Gaussian test matrix (null: torch's default generator).</param>
+    /// <returns>A new fp32 tensor on G's device, with orthonormal rows (left) or columns (right).</returns>
+    /// <exception cref="ArgumentException">G is not 2-D, or the rank does not fit.</exception>
+    public static Tensor Compute(Tensor gradient, int rank, ProjectionSide side, SvdOptions? svd = null, Generator? generator = null)
+    {
+        ArgumentNullException.ThrowIfNull(gradient);
+        svd ??= SvdOptions.Full;
+        if (gradient.dim() != 2)
+        {
+            throw new ArgumentException($"The gradient must be 2-D; got shape [{string.Join(", ", gradient.shape)}].", nameof(gradient));
+        }
+
+        var smaller = Math.Min(gradient.shape[0], gradient.shape[1]);
+        if (rank < 1 || rank > smaller)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rank), rank, $"The rank must be between 1 and {smaller} for a gradient of shape [{string.Join(", ", gradient.shape)}].");
+        }
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var g = gradient.detach().to(ScalarType.Float32);
+
+        // Left wants G's right singular vectors, which are the left singular vectors of Gᵀ.
+        var a = side == ProjectionSide.Left ? g.t() : g;
+        var u = svd.Kind == SvdKind.Full ? TopLeftSingularVectorsFull(a, rank) : TopLeftSingularVectorsRandomized(a, rank, svd, generator);
+        var p = side == ProjectionSide.Left ? u.t().contiguous() : u.contiguous();
+        return p.MoveToOuterDisposeScope();
+    }
+
+    private static Tensor TopLeftSingularVectorsFull(Tensor a, int rank)
+    {
+        var (u, s, vh) = linalg.svd(a, fullMatrices: false);
+        s.Dispose();
+        vh.Dispose();
+        return u.narrow(1, 0, rank);
+    }
+
+    // Halko, Martinsson & Tropp (2011), algorithms 4.4 and 5.1: a Gaussian sketch of the range, power iterations with
+    // re-orthonormalization after every product, then an exact SVD of the small projected matrix.
+    private static Tensor TopLeftSingularVectorsRandomized(Tensor a, int rank, SvdOptions svd, Generator? generator)
+    {
+        var m = a.shape[0];
+        var n = a.shape[1];
+        var width = Math.Min(rank + (long)svd.Oversampling, Math.Min(m, n));
+        var omega = randn([n, width], dtype: ScalarType.Float32, device: a.device, generator: generator);
+        var q = Orthonormalize(a.matmul(omega));
+        for (var i = 0; i < svd.PowerIterations; i++)
+        {
+            var z = Orthonormalize(a.t().matmul(q));
+            q = Orthonormalize(a.matmul(z));
+        }
+
+        var small = q.t().matmul(a);
+        var (ub, s, vh) = linalg.svd(small, fullMatrices: false);
+        s.Dispose();
+        vh.Dispose();
+        return q.matmul(ub.narrow(1, 0, rank));
+    }
+
+    private static Tensor Orthonormalize(Tensor y)
+    {
+        var (q, r) = linalg.qr(y);
+        r.Dispose();
+        return q;
+    }
+}

@@ -1,0 +1,93 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoQT.Loqt;
+
+/// <summary>
+/// y = x·Wᵀ + α·(x·Lᵀ)·Rᵀ with W frozen (dequantized on the fly from the host, never saved) and L (r × in), R (out × r)
+/// the low-rank factors. Backward computes the input gradient through W and the low-rank path and the gradients of
+/// whichever factors require them; it never builds a full-size weight gradient unless the host is collecting one.
+/// </summary>
+/// <remarks>Arguments: x, L, R (tensors), then the <see cref="ILowRankLinearHost"/>.</remarks>
+internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowRankLinearFunction>
+{
+    private const string HostKey = "host";
+    private const string NeedsKey = "needs";
+
+    /// <inheritdoc/>
+    public override string Name => nameof(LowRankLinearFunction);
+
+    /// <inheritdoc/>
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var x = (Tensor)vars[0];
+        var left = (Tensor)vars[1];
+        var right = (Tensor)vars[2];
+        var host = (ILowRankLinearHost)vars[3];
+        ctx.save_for_backward([x, left, right]);
+        ctx.save_data(HostKey, host);
+        ctx.save_data(NeedsKey, new[] { x.requires_grad, left.requires_grad, right.requires_grad });
+
+        using var scope = NewDisposeScope();
+        var inFeatures = x.shape[^1];
+        var x2 = x.reshape(-1, inFeatures);
+        var w = host.BaseWeight(x.dtype);
+        var y = nn.functional.linear(x2, w);
+        var lowRank = x2.matmul(left.t()).matmul(right.t());
+        y.add_(lowRank, host.Alpha);
+        long[] shape = [.. x.shape[..^1], w.shape[0]];
+        return y.reshape(shape).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+    {
+        var host = (ILowRankLinearHost)ctx.get_data(HostKey);
+        var needs = (bool[])ctx.get_data(NeedsKey);
+        host.Release.ReleasePending();
+        Tensor? gradX = null, gradLeft = null, gradRight = null;
+        using (var scope = NewDisposeScope())
+        {
+            var saved = ctx.get_saved_variables();
+            var (x, left, right) = (saved[0], saved[1], saved[2]);
+            var inFeatures = x.shape[^1];
+            var outFeatures = grad_output.shape[^1];
+            var g2 = grad_output.reshape(-1, outFeatures);
+            var x2 = x.reshape(-1, inFeatures);
+            var alpha = host.Alpha;
+            var collecting = host.CollectsFullGradient;
+
+            // g·R is shared by the input gradient and the gradient of L.
+            var gRight = g2.matmul(right);
+            if (needs[0])
+            {
+                var w = host.BaseWeight(g2.dtype);
+                var gx = g2.matmul(w);
+                gx.add_(gRight.matmul(left), alpha);
+                gradX = gx.reshape(x.shape);
+            }
+
+            if (collecting)
+            {
+                // A re-initialization step applies no update to the factors, so their gradients are not needed.
+                host.AccumulateFullGradient(g2, x2);
+            }
+            else
+            {
+                // Both factor gradients are computed before either is handed on: a per-layer sink updates the factor in place.
+                var leftGrad = needs[1] ? gRight.t().matmul(x2).mul_(alpha) : null;
+                var rightGrad = needs[2] ? g2.t().matmul(x2.matmul(left.t())).mul_(alpha) : null;
+                gradLeft = leftGrad is null ? null : host.RouteFactorGradient(0, leftGrad);
+                gradRight = rightGrad is null ? null : host.RouteFactorGradient(1, rightGrad);
+            }
+
+            gradX?.DetachFromDisposeScope();
+            gradLeft?.DetachFromDisposeScope();
+            gradRight?.DetachFromDisposeScope();
+        }
+
+        grad_output.Dispose();
+        host.AfterBackward();
+        return [host.Release.Hold(gradX)!, host.Release.Hold(gradLeft)!, host.Release.Hold(gradRight)!, null!];
+    }
+}
