@@ -26,6 +26,8 @@ public static class DynamicQuantMap
     private static readonly float[] UnsignedMap = Create(signed: false);
     private static readonly float[] SignedMidpoints = Nf4Codebook.ComputeMidpoints(SignedMap);
     private static readonly float[] UnsignedMidpoints = Nf4Codebook.ComputeMidpoints(UnsignedMap);
+    private static readonly float[] SignedSearchTable = Blockwise8BitKernel.SearchTable(SignedMap);
+    private static readonly float[] UnsignedSearchTable = Blockwise8BitKernel.SearchTable(UnsignedMap);
 
     /// <summary>A copy of the signed map (256 ascending values in [-1, 1]): <c>create_dynamic_map(signed=True)</c>.</summary>
     public static float[] Signed => (float[])SignedMap.Clone();
@@ -102,35 +104,8 @@ public static class DynamicQuantMap
     /// <param name="codes">Receives one code per input element.</param>
     /// <param name="absmax">Receives one scale per block (<see cref="BlockCount"/> entries).</param>
     /// <param name="blockSize">Elements per block (positive).</param>
-    public static void QuantizeBlockwise(ReadOnlySpan<float> input, ReadOnlySpan<float> map, Span<byte> codes, Span<float> absmax, int blockSize)
-    {
-        ValidateMap(map);
-        ValidateLengths(input.Length, codes.Length, absmax.Length, blockSize, nameof(codes));
-        var midpoints = MidpointsOf(map);
-        unsafe
-        {
-            fixed (float* pIn = input)
-            fixed (byte* pCodes = codes)
-            fixed (float* pAbsmax = absmax)
-            {
-                var inPtr = (IntPtr)pIn;
-                var codesPtr = (IntPtr)pCodes;
-                var absmaxPtr = (IntPtr)pAbsmax;
-                var n = input.Length;
-                ForEachBlockRange(n, blockSize, (firstBlock, endBlock) =>
-                {
-                    for (var b = firstBlock; b < endBlock; b++)
-                    {
-                        var start = b * blockSize;
-                        var length = Math.Min(blockSize, n - start);
-                        var block = new ReadOnlySpan<float>((float*)inPtr + start, length);
-                        var blockCodes = new Span<byte>((byte*)codesPtr + start, length);
-                        ((float*)absmaxPtr)[b] = QuantizeBlock(block, midpoints, blockCodes, isFullBlock: length == blockSize);
-                    }
-                });
-            }
-        }
-    }
+    public static void QuantizeBlockwise(ReadOnlySpan<float> input, ReadOnlySpan<float> map, Span<byte> codes, Span<float> absmax, int blockSize) =>
+        QuantizeBlockwise(input, map, codes, absmax, blockSize, Blockwise8BitKernel.VectorAvailable);
 
     /// <summary>Dequantizes blockwise 8-bit codes: <c>output[i] = map[codes[i]] * absmax[i / blockSize]</c> (fp32).</summary>
     /// <param name="codes">One code per element.</param>
@@ -138,37 +113,47 @@ public static class DynamicQuantMap
     /// <param name="map">The map the codes index (256 entries).</param>
     /// <param name="output">Receives one value per code.</param>
     /// <param name="blockSize">Elements per block (positive).</param>
-    public static void DequantizeBlockwise(ReadOnlySpan<byte> codes, ReadOnlySpan<float> absmax, ReadOnlySpan<float> map, Span<float> output, int blockSize)
+    public static void DequantizeBlockwise(ReadOnlySpan<byte> codes, ReadOnlySpan<float> absmax, ReadOnlySpan<float> map, Span<float> output, int blockSize) =>
+        DequantizeBlockwise(codes, absmax, map, output, blockSize, Blockwise8BitKernel.VectorAvailable);
+
+    /// <summary><see cref="QuantizeBlockwise(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{byte}, Span{float}, int)"/> with the path chosen (for tests).</summary>
+    internal static unsafe void QuantizeBlockwise(ReadOnlySpan<float> input, ReadOnlySpan<float> map, Span<byte> codes, Span<float> absmax, int blockSize, bool vector)
+    {
+        ValidateMap(map);
+        ValidateLengths(input.Length, codes.Length, absmax.Length, blockSize, nameof(codes));
+        var table = SearchTableOf(map);
+        fixed (float* pIn = input)
+        fixed (byte* pCodes = codes)
+        fixed (float* pAbsmax = absmax)
+        fixed (float* pTable = table)
+        {
+            var inPtr = (IntPtr)pIn;
+            var codesPtr = (IntPtr)pCodes;
+            var absmaxPtr = (IntPtr)pAbsmax;
+            var tablePtr = (IntPtr)pTable;
+            var n = input.Length;
+            ForEachBlockRange(n, blockSize, (firstBlock, endBlock) =>
+                Blockwise8BitKernel.QuantizeBlocks((float*)inPtr, n, (float*)tablePtr, (byte*)codesPtr, (float*)absmaxPtr, blockSize, firstBlock, endBlock, vector));
+        }
+    }
+
+    /// <summary><see cref="DequantizeBlockwise(ReadOnlySpan{byte}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int)"/> with the path chosen (for tests).</summary>
+    internal static unsafe void DequantizeBlockwise(ReadOnlySpan<byte> codes, ReadOnlySpan<float> absmax, ReadOnlySpan<float> map, Span<float> output, int blockSize, bool vector)
     {
         ValidateMap(map);
         ValidateLengths(output.Length, codes.Length, absmax.Length, blockSize, nameof(codes));
-        var table = map.ToArray();
-        unsafe
+        fixed (byte* pCodes = codes)
+        fixed (float* pAbsmax = absmax)
+        fixed (float* pOut = output)
+        fixed (float* pMap = map)
         {
-            fixed (byte* pCodes = codes)
-            fixed (float* pAbsmax = absmax)
-            fixed (float* pOut = output)
-            {
-                var codesPtr = (IntPtr)pCodes;
-                var absmaxPtr = (IntPtr)pAbsmax;
-                var outPtr = (IntPtr)pOut;
-                var n = output.Length;
-                ForEachBlockRange(n, blockSize, (firstBlock, endBlock) =>
-                {
-                    for (var b = firstBlock; b < endBlock; b++)
-                    {
-                        var start = b * blockSize;
-                        var length = Math.Min(blockSize, n - start);
-                        var scale = ((float*)absmaxPtr)[b];
-                        var c = (byte*)codesPtr + start;
-                        var o = (float*)outPtr + start;
-                        for (var i = 0; i < length; i++)
-                        {
-                            o[i] = table[c[i]] * scale;
-                        }
-                    }
-                });
-            }
+            var codesPtr = (IntPtr)pCodes;
+            var absmaxPtr = (IntPtr)pAbsmax;
+            var outPtr = (IntPtr)pOut;
+            var mapPtr = (IntPtr)pMap;
+            var n = output.Length;
+            ForEachBlockRange(n, blockSize, (firstBlock, endBlock) =>
+                Blockwise8BitKernel.DequantizeBlocks((byte*)codesPtr, n, (float*)mapPtr, (float*)absmaxPtr, (float*)outPtr, blockSize, firstBlock, endBlock, vector));
         }
     }
 
@@ -207,40 +192,6 @@ public static class DynamicQuantMap
         }
 
         return map.SequenceEqual(UnsignedMap) ? UnsignedMidpoints : Nf4Codebook.ComputeMidpoints(map);
-    }
-
-    private static float QuantizeBlock(ReadOnlySpan<float> block, float[] midpoints, Span<byte> codes, bool isFullBlock)
-    {
-        var max = 0f;
-        foreach (var x in block)
-        {
-            // Math.Max propagates NaN, as torch's max reduction does.
-            max = Math.Max(max, Math.Abs(x));
-        }
-
-        if (float.IsNaN(max))
-        {
-            max = BitConverter.UInt32BitsToSingle(0x7FC00000); // the NaN torch's reduction gives
-        }
-
-        var divisor = Math.Max(max, MinAbsmax);
-        if (isFullBlock)
-        {
-            var reciprocal = 1f / divisor;
-            for (var i = 0; i < block.Length; i++)
-            {
-                codes[i] = (byte)NearestCode(block[i] * reciprocal, midpoints);
-            }
-
-            return max;
-        }
-
-        for (var i = 0; i < block.Length; i++)
-        {
-            codes[i] = (byte)NearestCode(block[i] / divisor, midpoints);
-        }
-
-        return divisor;
     }
 
     private static void AddScaledMeans(List<float> data, int items, float scale, bool signed)
@@ -322,6 +273,11 @@ public static class DynamicQuantMap
 
         Parallel.For(0, chunks, c => body(c * blocksPerChunk, Math.Min(blocks, (c + 1) * blocksPerChunk)));
     }
+
+    private static float[] SearchTableOf(ReadOnlySpan<float> map) =>
+        map.SequenceEqual(SignedMap) ? SignedSearchTable
+        : map.SequenceEqual(UnsignedMap) ? UnsignedSearchTable
+        : Blockwise8BitKernel.SearchTable(map);
 
     private static void ValidateMap(ReadOnlySpan<float> map)
     {

@@ -339,7 +339,8 @@ public static class Nf4Cpu
         }
     }
 
-    private static unsafe float AbsMax(float* x, int length, Instructions isa)
+    /// <summary>max |x| over a block; NaN (torch's canonical one) when any element is NaN.</summary>
+    internal static unsafe float AbsMax(float* x, int length, Instructions isa)
     {
         var i = 0;
         var max = 0f;

@@ -237,6 +237,40 @@ public sealed class Nf4Tensor : IDisposable
         return result.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Dequantizes into an existing tensor (no allocation on the CPU path; for buffers reused across forward passes).
+    /// </summary>
+    /// <param name="destination">A contiguous F32, F16 or BF16 tensor on this tensor's device with as many elements (any shape).</param>
+    /// <param name="kernel">Which implementation to use.</param>
+    /// <exception cref="ArgumentException">The destination does not fit.</exception>
+    public void DequantizeInto(Tensor destination, Nf4Kernel kernel = Nf4Kernel.Auto)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(destination);
+        if (destination.numel() != ElementCount || !destination.is_contiguous()
+            || destination.dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16)
+            || destination.device_type != Device.type || destination.device_index != Device.index)
+        {
+            throw new ArgumentException(
+                $"The destination must be a contiguous F32/F16/BF16 tensor of {ElementCount} elements on {Device}; got {destination.dtype} [{string.Join(", ", destination.shape)}] on {destination.device}.",
+                nameof(destination));
+        }
+
+        using var scope = NewDisposeScope();
+        if (UseCpu(Device, kernel))
+        {
+            var packed = Packed.contiguous();
+            var absmax = IsDoubleQuantized ? DequantizeAbsmax() : Absmax.contiguous();
+            Nf4Cpu.DequantizeParallel(
+                CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), CpuTensorMemory.Address(destination), TargetKindOf(destination.dtype),
+                ElementCount, BlockSize, Nf4Cpu.Best);
+            return;
+        }
+
+        using var values = Dequantize(destination.dtype, kernel);
+        destination.copy_(values.reshape(destination.shape));
+    }
+
     /// <summary>The F32 absmax values (dequantized from the nested codes when double-quantized), on this tensor's device.</summary>
     public Tensor DequantizeAbsmax()
     {
@@ -300,6 +334,13 @@ public sealed class Nf4Tensor : IDisposable
         NestedAbsmax?.Dispose();
     }
 
+    private static Nf4Cpu.TargetKind TargetKindOf(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float16 => Nf4Cpu.TargetKind.Float16,
+        ScalarType.BFloat16 => Nf4Cpu.TargetKind.BFloat16,
+        _ => Nf4Cpu.TargetKind.Float32,
+    };
+
     private static bool UseCpu(Device device, Nf4Kernel kernel) => kernel == Nf4Kernel.Auto && device.type == DeviceType.CPU;
 
     private static (Tensor Packed, Tensor Absmax) QuantizeOnCpu(Tensor x, int blockSize)
@@ -343,13 +384,8 @@ public sealed class Nf4Tensor : IDisposable
         var absmax = IsDoubleQuantized ? DequantizeAbsmax() : Absmax.contiguous();
         var kernelTarget = target == ScalarType.Float64 ? ScalarType.Float32 : target;
         var output = empty(shape, kernelTarget);
-        var kind = kernelTarget switch
-        {
-            ScalarType.Float16 => Nf4Cpu.TargetKind.Float16,
-            ScalarType.BFloat16 => Nf4Cpu.TargetKind.BFloat16,
-            _ => Nf4Cpu.TargetKind.Float32,
-        };
-        Nf4Cpu.DequantizeParallel(CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), CpuTensorMemory.Address(output), kind, ElementCount, BlockSize, Nf4Cpu.Best);
+        Nf4Cpu.DequantizeParallel(
+            CpuTensorMemory.Address(packed), CpuTensorMemory.Address(absmax), CpuTensorMemory.Address(output), TargetKindOf(kernelTarget), ElementCount, BlockSize, Nf4Cpu.Best);
         if (target == ScalarType.Float64)
         {
             output = output.to(ScalarType.Float64);

@@ -103,17 +103,35 @@ public class DynamicQuantMapTests
         }
     }
 
+    public static TheoryData<bool, bool> SignednessAndPath
+    {
+        get
+        {
+            var data = new TheoryData<bool, bool>();
+            foreach (var signed in new[] { true, false })
+            {
+                data.Add(signed, false);
+                if (Blockwise8BitKernel.VectorAvailable)
+                {
+                    data.Add(signed, true);
+                }
+            }
+
+            return data;
+        }
+    }
+
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void QuantizeBlockwise_MatchesTheTorchOpsPathExactly(bool signed)
+    [MemberData(nameof(SignednessAndPath))]
+    public void QuantizeBlockwise_MatchesTheTorchOpsPathExactly(bool signed, bool vector)
     {
         var map = signed ? DynamicQuantMap.Signed : DynamicQuantMap.Unsigned;
         const int count = (256 * 300) + 100;
         var input = Nf4CpuTests.RandomNormal(count, seed: 21).Select(v => signed ? v : Math.Abs(v)).ToArray();
+        input[7] = float.NaN; // its block's codes all become 255, as in torch
         var codes = new byte[count];
         var absmax = new float[DynamicQuantMap.BlockCount(count, 256)];
-        DynamicQuantMap.QuantizeBlockwise(input, map, codes, absmax, 256);
+        DynamicQuantMap.QuantizeBlockwise(input, map, codes, absmax, 256, vector);
 
         using var tensor = torch.tensor(input);
         var (expectedCodes, expectedAbsmax) = Nf4TorchOps.QuantizeBlockwise8(tensor, map, 256);
@@ -141,17 +159,19 @@ public class DynamicQuantMapTests
         Assert.All(codes.Skip(256), c => Assert.Equal(zeroCode, c));
     }
 
-    [Fact]
-    public void DequantizeBlockwise_ScalesEachMapEntryByItsBlockAbsmax()
+    [Theory]
+    [MemberData(nameof(SignednessAndPath))]
+    public void DequantizeBlockwise_ScalesEachMapEntryByItsBlockAbsmax(bool signed, bool vector)
     {
-        var map = DynamicQuantMap.Signed;
-        var codes = new byte[] { 0, 255, 128, 7, 200 };
-        var absmax = new[] { 2f, 0.5f, 3f };
-        var output = new float[5];
+        var map = signed ? DynamicQuantMap.Signed : DynamicQuantMap.Unsigned;
+        const int blockSize = 32;
+        var codes = Enumerable.Range(0, 256 + 21).Select(i => (byte)((i * 37) % 256)).ToArray();
+        var absmax = Enumerable.Range(0, (int)DynamicQuantMap.BlockCount(codes.Length, blockSize)).Select(b => 0.5f + b).ToArray();
+        var output = new float[codes.Length];
 
-        DynamicQuantMap.DequantizeBlockwise(codes, absmax, map, output, 2);
+        DynamicQuantMap.DequantizeBlockwise(codes, absmax, map, output, blockSize, vector);
 
-        Assert.Equal(new[] { map[0] * 2f, map[255] * 2f, map[128] * 0.5f, map[7] * 0.5f, map[200] * 3f }, output);
+        Assert.Equal(codes.Select((c, i) => map[c] * absmax[i / blockSize]), output);
     }
 
     [Fact]

@@ -75,6 +75,33 @@ public class Nf4TensorTests
         Assert.Equal(expected.bytes.ToArray(), actual.bytes.ToArray());
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float16, false)]
+    public void DequantizeInto_WritesWhatDequantizeReturns(ScalarType dtype, bool doubleQuant)
+    {
+        using var x = RandomTensor([33, 64], seed: 14);
+        using var q = Nf4Tensor.Quantize(x, doubleQuant: doubleQuant);
+        using var expected = q.Dequantize(dtype);
+        using var destination = full([33 * 64], float.NaN, dtype);
+
+        q.DequantizeInto(destination);
+
+        Assert.Equal(expected.bytes.ToArray(), destination.bytes.ToArray());
+    }
+
+    [Fact]
+    public void DequantizeInto_RejectsADestinationOfAnotherSize()
+    {
+        using var x = RandomTensor([32, 64], seed: 15);
+        using var q = Nf4Tensor.Quantize(x);
+        using var destination = empty(32 * 63);
+
+        var error = Assert.Throws<ArgumentException>(() => q.DequantizeInto(destination));
+        Assert.Contains("2048", error.Message);
+    }
+
     [Fact]
     public void Dequantize_StaysWithinHalfACodeGapOfTheInput()
     {
