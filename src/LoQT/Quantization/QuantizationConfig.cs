@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LoQT.IO;
 
 namespace LoQT.Quantization;
 
@@ -107,19 +108,7 @@ public sealed record QuantizationConfig
     {
         var config = ReadObject(sourcePath);
         config[Key] = ToJson();
-        var directory = Path.GetDirectoryName(Path.GetFullPath(targetPath))!;
-        Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, $".{Path.GetFileName(targetPath)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temp, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n");
-            File.Move(temp, targetPath, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        AtomicFile.WriteAllText(targetPath, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n");
     }
 
     private static JsonObject ReadObject(string path)

@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LoQT.IO;
 
 namespace LoQT.Models.Llama;
 
@@ -227,17 +227,7 @@ public sealed record LlamaConfig
         ArgumentException.ThrowIfNullOrEmpty(directory);
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, FileName);
-        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            File.WriteAllText(temp, ToJson() + "\n", new UTF8Encoding(false));
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
-
+        AtomicFile.WriteAllText(path, ToJson() + "\n");
         return path;
     }
 
