@@ -140,6 +140,7 @@ public sealed class LlamaForCausalLM : nn.Module
 
         using var scope = NewDisposeScope();
         var ids = inputIds.to(ScalarType.Int64, Device);
+        CheckTokenIds(ids);
         var hidden = _model.Forward(ids, attentionMask, positionIds?.to(ScalarType.Int64, Device), cache);
         if (logitsToKeep > 0 && logitsToKeep < hidden.shape[1])
         {
@@ -174,6 +175,25 @@ public sealed class LlamaForCausalLM : nn.Module
         var predicted = logits.narrow(1, 0, length - 1).to(ScalarType.Float32).reshape(-1, vocab);
         var targets = labels.narrow(1, 1, length - 1).reshape(-1);
         return nn.functional.cross_entropy(predicted, targets, ignore_index: -100).MoveToOuterDisposeScope();
+    }
+
+    // An id outside the embedding would otherwise surface as an opaque native indexing error.
+    private void CheckTokenIds(Tensor ids)
+    {
+        if (ids.numel() == 0)
+        {
+            return;
+        }
+
+        using var min = ids.min();
+        using var max = ids.max();
+        var (low, high) = (min.item<long>(), max.item<long>());
+        if (low < 0 || high >= Config.VocabSize)
+        {
+            throw new ArgumentException(
+                $"input_ids hold token id {(low < 0 ? low : high)}, outside the model's vocabulary of {Config.VocabSize} (ids 0 to {Config.VocabSize - 1})",
+                "inputIds");
+        }
     }
 
     private static LlamaForCausalLM Build(

@@ -155,6 +155,19 @@ public sealed class LlamaForCausalLMTests
         Assert.Contains(actual.Select((f, i) => f / (1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.HeadDim))), r => r < 0.2);
     }
 
+    [Theory]
+    [InlineData(512L)]
+    [InlineData(-1L)]
+    public void Forward_TokenIdOutsideTheVocabulary_IsAnErrorNamingItAndTheVocabulary(long id)
+    {
+        using var model = LlamaForCausalLM.Load(TinyLlama);
+        using var ids = tensor(new[] { 1L, id, 3L }, [1, 3]);
+
+        var error = Assert.Throws<ArgumentException>(() => model.Forward(ids).Dispose());
+
+        Assert.Contains($"token id {id}, outside the model's vocabulary of 512", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Load_MissingTensor_NamesItAndTheShapeTheConfigNeeds()
     {
