@@ -82,33 +82,41 @@ public sealed class HubClient : IDisposable
     /// snapshot folder. Offline, the cached snapshot is used or a <see cref="HubOfflineException"/> says what is missing.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="dirOrRepoId"/> is neither a directory nor a repo id.</exception>
-    public async Task<string> ResolveModelAsync(
+    public Task<string> ResolveModelAsync(
         string dirOrRepoId,
         string revision = "main",
         IProgress<DownloadProgress>? progress = null,
-        CancellationToken cancellationToken = default)
-    {
-        if (Directory.Exists(dirOrRepoId))
-        {
-            return Path.GetFullPath(dirOrRepoId);
-        }
-
-        if (!HubRepoId.TryParse(dirOrRepoId, out var repo) || LooksLikePath(dirOrRepoId))
-        {
-            throw new ArgumentException(
-                $"Model '{dirOrRepoId}' is neither an existing directory nor a Hugging Face repo id (namespace/name).", nameof(dirOrRepoId));
-        }
-
-        return await snapshots.DownloadAsync(
-            repo,
+        CancellationToken cancellationToken = default) =>
+        ResolveAsync(
+            dirOrRepoId,
             revision,
-            all => ModelFileSelection.Select(all) is { } chosen && chosen.Contains("config.json")
+            (repo, all) => ModelFileSelection.Select(all) is { } chosen && chosen.Contains("config.json")
                 ? chosen
                 : throw new HubException($"'{repo}' at '{revision}' has no config.json at its top level, so it is not a model LoQT can load."),
             static cached => File.Exists(Path.Combine(cached, "config.json")),
             progress,
-            cancellationToken).ConfigureAwait(false);
-    }
+            cancellationToken);
+
+    /// <summary>
+    /// Where a tokenizer lives on disk: an existing directory as it is; a Hub repo id downloads only the tokenizer files
+    /// (<c>tokenizer.json</c> or <c>tokenizer.model</c>, <c>tokenizer_config.json</c>, <c>special_tokens_map.json</c>,
+    /// <c>config.json</c>), never the weights, and returns the snapshot folder.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="dirOrRepoId"/> is neither a directory nor a repo id.</exception>
+    public Task<string> ResolveTokenizerAsync(
+        string dirOrRepoId,
+        string revision = "main",
+        IProgress<DownloadProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        ResolveAsync(
+            dirOrRepoId,
+            revision,
+            (repo, all) => ModelFileSelection.SelectTokenizer(all) is { Count: > 0 } chosen
+                ? chosen
+                : throw new HubException($"'{repo}' at '{revision}' has no tokenizer.json or tokenizer.model at its top level."),
+            static cached => File.Exists(Path.Combine(cached, "tokenizer.json")) || File.Exists(Path.Combine(cached, "tokenizer.model")),
+            progress,
+            cancellationToken);
 
     /// <summary>Creates a repository and returns its URL; with <paramref name="existOk"/> an existing one is fine.</summary>
     public Task<string> CreateRepoAsync(
@@ -132,6 +140,28 @@ public sealed class HubClient : IDisposable
 
     /// <summary>Releases the HTTP connections.</summary>
     public void Dispose() => http.Dispose();
+
+    private async Task<string> ResolveAsync(
+        string dirOrRepoId,
+        string revision,
+        Func<HubRepoId, IReadOnlyList<string>, IReadOnlyList<string>> select,
+        Func<string, bool> isUsableCache,
+        IProgress<DownloadProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(dirOrRepoId))
+        {
+            return Path.GetFullPath(dirOrRepoId);
+        }
+
+        if (!HubRepoId.TryParse(dirOrRepoId, out var repo) || LooksLikePath(dirOrRepoId))
+        {
+            throw new ArgumentException(
+                $"Model '{dirOrRepoId}' is neither an existing directory nor a Hugging Face repo id (namespace/name).", nameof(dirOrRepoId));
+        }
+
+        return await snapshots.DownloadAsync(repo, revision, all => select(repo, all), isUsableCache, progress, cancellationToken).ConfigureAwait(false);
+    }
 
     private static bool LooksLikePath(string value) =>
         value.StartsWith('.') || value.StartsWith('/') || value.StartsWith('~') || value.Contains('\\', StringComparison.Ordinal);

@@ -22,11 +22,30 @@ internal static class ModelFileSelection
         "merges.txt",
     }.ToFrozenSet(StringComparer.Ordinal);
 
+    private static readonly FrozenSet<string> TokenizerFiles = new[]
+    {
+        "config.json",
+        "tokenizer.json",
+        "tokenizer.model",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
     public static IReadOnlyList<string> Select(IEnumerable<string> repoFiles)
     {
         var topLevel = repoFiles.Where(static f => !f.Contains('/', StringComparison.Ordinal)).ToList();
         var hasSafetensors = topLevel.Any(static f => f.EndsWith(".safetensors", StringComparison.Ordinal));
         return topLevel.Where(f => SmallFiles.Contains(f) || (hasSafetensors ? IsSafetensorsWeight(f) : IsPyTorchWeight(f))).ToList();
+    }
+
+    /// <summary>The top-level tokenizer files (and config.json, which holds BOS/EOS fallbacks); empty when there is no tokenizer.json or tokenizer.model.</summary>
+    public static IReadOnlyList<string> SelectTokenizer(IEnumerable<string> repoFiles)
+    {
+        var topLevel = repoFiles.Where(static f => !f.Contains('/', StringComparison.Ordinal)).ToList();
+        return topLevel.Any(static f => f is "tokenizer.json" or "tokenizer.model")
+            ? topLevel.Where(static f => TokenizerFiles.Contains(f)).ToList()
+            : [];
     }
 
     private static bool IsSafetensorsWeight(string file) =>

@@ -18,9 +18,9 @@ public sealed class HubCommandTests : IAsyncLifetime
 
         Assert.True(exitCode == 0, error);
         var commit = bed.Server.FindRepo(HubTestBed.ModelId)!.Resolve("main")!.Sha;
-        Assert.Equal(Path.Combine(bed.RepoCache(), "snapshots", commit), HubCliRunner.LastLine(output));
-        Assert.Contains("downloaded model.safetensors (293.0 KB)", output, StringComparison.Ordinal);
-        Assert.Contains("downloaded sub/notes.txt", output, StringComparison.Ordinal);
+        Assert.Equal(Path.Combine(bed.RepoCache(), "snapshots", commit) + Environment.NewLine, output);
+        Assert.Contains("downloaded model.safetensors (293.0 KB)", error, StringComparison.Ordinal);
+        Assert.Contains("downloaded sub/notes.txt", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -42,11 +42,11 @@ public sealed class HubCommandTests : IAsyncLifetime
     {
         await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
 
-        var (exitCode, output, _) = await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
+        var (exitCode, _, error) = await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.Equal(0, exitCode);
-        Assert.Contains("cached config.json", output, StringComparison.Ordinal);
-        Assert.DoesNotContain("downloaded", output, StringComparison.Ordinal);
+        Assert.Contains("cached config.json", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("downloaded", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -110,9 +110,9 @@ public sealed class HubCommandTests : IAsyncLifetime
         var repo = bed.Server.FindRepo("me/pushed")!;
         Assert.True(repo.Private);
         Assert.Equal("Add export", repo.History[^1].Summary);
-        Assert.Equal($"{bed.Server.Endpoint}/me/pushed/commit/{repo.Refs["main"]}", HubCliRunner.LastLine(output));
-        Assert.Contains("lfs     model.safetensors uploaded", output, StringComparison.Ordinal);
-        Assert.Contains("inline  config.json", output, StringComparison.Ordinal);
+        Assert.Equal($"{bed.Server.Endpoint}/me/pushed/commit/{repo.Refs["main"]}" + Environment.NewLine, output);
+        Assert.Contains("lfs     model.safetensors uploaded", error, StringComparison.Ordinal);
+        Assert.Contains("inline  config.json", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -181,6 +181,33 @@ public sealed class HubDownloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BlobLockHeldByAnotherProcess_MakesTheDownloadWaitForIt()
+    {
+        // flock(1) takes the advisory lock Python's filelock takes, from another process: the download must wait for it.
+        var sha = bed.Server.FindRepo(HubTestBed.ModelId)!.Resolve("main")!.Files["model.safetensors"].Sha256;
+        var lockPath = Path.Combine(bed.CacheDir, ".locks", "models--org--tiny-model", sha + ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        var start = new System.Diagnostics.ProcessStartInfo("flock") { RedirectStandardOutput = true };
+        foreach (var argument in new[] { lockPath, "-c", "echo held; sleep 1.5" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var holder = System.Diagnostics.Process.Start(start)!;
+        Assert.Equal("held", await holder.StandardOutput.ReadLineAsync());
+        var held = System.Diagnostics.Stopwatch.StartNew();
+        using var client = bed.Client();
+
+        var path = await client.DownloadFileAsync(HubTestBed.ModelId, "model.safetensors");
+
+        // The other process holds the lock for 1.5 s after saying so; 1.2 s leaves room for its start-up.
+        Assert.True(held.Elapsed >= TimeSpan.FromSeconds(1.2), $"the download finished {held.Elapsed.TotalSeconds:0.00} s into the other process's 1.5 s lock");
+        Assert.Equal(HubTestBed.ModelFiles()["model.safetensors"], File.ReadAllBytes(path));
+        Assert.Contains(bed.Log, line => line.Contains("waiting for another download", StringComparison.Ordinal));
+        await holder.WaitForExitAsync();
+    }
+
+    [Fact]
     public async Task DatasetRepo_IsCachedUnderItsDatasetsFolder()
     {
         bed.Server.AddRepo("org/corpus", new Dictionary<string, byte[]> { ["train.jsonl"] = "{\"text\":\"hi\"}\n"u8.ToArray() }, "datasets");

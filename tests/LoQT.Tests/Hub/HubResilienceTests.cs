@@ -56,6 +56,33 @@ public sealed partial class HubResilienceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task InterruptedSnapshot_ResumedByTheNextRun_GivesTheSameFilesAndCacheTreeAsAFullDownload()
+    {
+        var fullCache = Path.Combine(bed.Root, "full");
+        var resumedCache = Path.Combine(bed.Root, "resumed");
+        using (var full = bed.Client(o => o with { CacheDir = fullCache }))
+        {
+            await full.DownloadSnapshotAsync(HubTestBed.ModelId);
+        }
+
+        bed.Server.Faults.DropConnectionNext(afterBytes: 120_000, pathContains: "/storage/");
+        using (var interrupted = bed.Client(o => o with { CacheDir = resumedCache, MaxRetries = 0, MaxParallelDownloads = 1 }))
+        {
+            await Assert.ThrowsAsync<HubRequestFailedException>(() => interrupted.DownloadSnapshotAsync(HubTestBed.ModelId));
+        }
+
+        Assert.Contains(Tree(resumedCache), e => e.Path.EndsWith(".incomplete", StringComparison.Ordinal));
+        using (var resumed = bed.Client(o => o with { CacheDir = resumedCache }))
+        {
+            await resumed.DownloadSnapshotAsync(HubTestBed.ModelId);
+        }
+
+        // Same entries, same relative symlink targets, same bytes; the .incomplete file became the blob.
+        Assert.Equal(Tree(fullCache), Tree(resumedCache));
+        Assert.Matches(@"^bytes=\d+-$", bed.Server.RequestsTo("/storage/", "GET")[^1].Range);
+    }
+
+    [Fact]
     public async Task ServerErrors_AreRetried_UntilTheDownloadSucceeds()
     {
         bed.Server.Faults.FailNext(500, times: 2, pathContains: "/resolve/main/config.json");
@@ -148,6 +175,20 @@ public sealed partial class HubResilienceTests : IAsyncLifetime
         Assert.Equal(cached, snapshot);
         Assert.Contains(bed.Log, line => line.Contains("Using the cached snapshot", StringComparison.Ordinal));
     }
+
+    /// <summary>Every entry under a cache root except lock files: path, symlink target, and a hash of a regular file's bytes.</summary>
+    private static List<(string Path, string? Link, string? Sha256)> Tree(string cacheRoot) =>
+        Directory.EnumerateFileSystemEntries(cacheRoot, "*", SearchOption.AllDirectories)
+            .Select(p => (Full: p, Relative: Path.GetRelativePath(cacheRoot, p).Replace('\\', '/')))
+            .Where(e => !e.Relative.StartsWith(".locks", StringComparison.Ordinal))
+            .Select(e =>
+            {
+                var info = new FileInfo(e.Full);
+                var isFile = File.Exists(e.Full) && info.LinkTarget is null;
+                return (e.Relative, info.LinkTarget, isFile ? Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(e.Full))) : null);
+            })
+            .OrderBy(e => e.Relative, StringComparer.Ordinal)
+            .ToList();
 
     private static long ResumeOffset(string range)
     {

@@ -64,6 +64,30 @@ public sealed class HubResolveModelTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Tokenizer_RepoId_DownloadsOnlyTheTokenizerFilesAndConfig()
+    {
+        using var client = bed.Client();
+
+        var snapshot = await client.ResolveTokenizerAsync(LlamaId);
+
+        var files = Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(snapshot, f).Replace('\\', '/')).Order(StringComparer.Ordinal);
+        Assert.Equal(["config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"], files);
+        Assert.Empty(bed.Server.RequestsTo(".safetensors"));
+    }
+
+    [Fact]
+    public async Task Tokenizer_RepoWithoutTokenizer_IsRejected()
+    {
+        bed.Server.AddRepo("org/weights-only", new Dictionary<string, byte[]> { ["config.json"] = "{}"u8.ToArray() });
+        using var client = bed.Client();
+
+        var error = await Assert.ThrowsAsync<HubException>(() => client.ResolveTokenizerAsync("org/weights-only"));
+
+        Assert.Contains("no tokenizer.json or tokenizer.model", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RepoWithoutSafetensors_FallsBackToPyTorchWeights()
     {
         bed.Server.AddRepo("org/bin-only", new Dictionary<string, byte[]>

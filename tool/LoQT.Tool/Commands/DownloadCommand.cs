@@ -38,7 +38,7 @@ internal static class DownloadCommand
         var command = new Command(
             "download",
             "Download a model (or dataset) from the Hugging Face Hub into the cache Python's huggingface_hub uses; resumes partial files. " +
-            "The last line printed is the local path.")
+            "Progress goes to stderr; stdout gets one line, the local path.")
         {
             repoId, revision, include, exclude, localDir, maxWorkers, repoType, cacheDir, token, endpoint, offline,
         };
@@ -75,9 +75,10 @@ internal static class DownloadCommand
             try
             {
                 using var client = new HubClient(options);
-                var path = HubCommandOptions.IsInteractive(output)
+                // Progress goes to stderr, so that stdout holds only the path (path=$(loqt download …) works).
+                var path = HubCommandOptions.IsInteractive(error)
                     ? await DownloadWithProgressBarsAsync(client, id, request, cancellationToken)
-                    : await DownloadWithPlainOutputAsync(client, id, request, output, cancellationToken);
+                    : await DownloadWithPlainOutputAsync(client, id, request, error, cancellationToken);
                 await output.WriteLineAsync(path);
                 return 0;
             }
@@ -91,9 +92,9 @@ internal static class DownloadCommand
     }
 
     private static async Task<string> DownloadWithPlainOutputAsync(
-        HubClient client, string id, SnapshotDownloadOptions request, TextWriter output, CancellationToken cancellationToken)
+        HubClient client, string id, SnapshotDownloadOptions request, TextWriter log, CancellationToken cancellationToken)
     {
-        var lines = TextWriter.Synchronized(output);
+        var lines = TextWriter.Synchronized(log);
         var progress = new CallbackProgress(report =>
         {
             switch (report.Status)
@@ -116,7 +117,8 @@ internal static class DownloadCommand
         HubClient client, string id, SnapshotDownloadOptions request, CancellationToken cancellationToken)
     {
         string path = string.Empty;
-        await AnsiConsole.Progress()
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        await console.Progress()
             .AutoClear(false)
             .Columns(
                 new TaskDescriptionColumn { Alignment = Justify.Left },

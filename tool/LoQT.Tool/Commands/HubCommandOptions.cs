@@ -59,9 +59,9 @@ internal static class HubCommandOptions
     /// <summary>
     /// For commands with a <c>--model</c> option: an existing directory as it is, otherwise a Hub repo id downloaded
     /// (only what a model needs) through the cache. Progress lines go to <paramref name="log"/> (stderr), so stdout stays
-    /// the command's own.
+    /// the command's own. The Hub settings come from the environment (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE).
     /// </summary>
-    public static async Task<string> ResolveModelAsync(
+    public static Task<string> ResolveModelAsync(
         string model,
         TextWriter log,
         CancellationToken cancellationToken,
@@ -69,24 +69,12 @@ internal static class HubCommandOptions
         string? endpoint = null,
         string? cacheDir = null,
         string revision = "main",
-        bool offline = false)
-    {
-        if (Directory.Exists(model))
-        {
-            return Path.GetFullPath(model);
-        }
+        bool offline = false) =>
+        ResolveAsync(model, log, (client, progress) => client.ResolveModelAsync(model, revision, progress, cancellationToken), token, endpoint, cacheDir, offline);
 
-        using var client = new HubClient(Build(token, endpoint, cacheDir, offline, log));
-        var lines = TextWriter.Synchronized(log);
-        var progress = new LineProgress(report =>
-        {
-            if (report.Status == DownloadStatus.Completed)
-            {
-                lines.WriteLine($"downloaded {model}/{report.Path} ({FormatBytes(report.BytesDownloaded)})");
-            }
-        });
-        return await client.ResolveModelAsync(model, revision, progress, cancellationToken).ConfigureAwait(false);
-    }
+    /// <summary>Like <see cref="ResolveModelAsync"/>, for commands that need only a tokenizer: a repo id downloads only its tokenizer files.</summary>
+    public static Task<string> ResolveTokenizerAsync(string model, TextWriter log, CancellationToken cancellationToken) =>
+        ResolveAsync(model, log, (client, progress) => client.ResolveTokenizerAsync(model, "main", progress, cancellationToken), null, null, null, false);
 
     public static HubRepoType ParseRepoType(string value) => value switch
     {
@@ -111,9 +99,35 @@ internal static class HubCommandOptions
             : string.Create(CultureInfo.InvariantCulture, $"{value:0.0} {units[unit]}");
     }
 
-    /// <summary>Whether to draw live progress bars: only when writing to a real terminal.</summary>
-    public static bool IsInteractive(TextWriter output) =>
-        ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && !Console.IsErrorRedirected;
+    /// <summary>Whether to draw live progress bars on <paramref name="error"/>: only when it is the process's stderr and a real terminal.</summary>
+    public static bool IsInteractive(TextWriter error) =>
+        ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
+
+    private static async Task<string> ResolveAsync(
+        string model,
+        TextWriter log,
+        Func<HubClient, IProgress<DownloadProgress>, Task<string>> resolve,
+        string? token,
+        string? endpoint,
+        string? cacheDir,
+        bool offline)
+    {
+        if (Directory.Exists(model))
+        {
+            return Path.GetFullPath(model);
+        }
+
+        using var client = new HubClient(Build(token, endpoint, cacheDir, offline, log));
+        var lines = TextWriter.Synchronized(log);
+        var progress = new LineProgress(report =>
+        {
+            if (report.Status == DownloadStatus.Completed)
+            {
+                lines.WriteLine($"downloaded {model}/{report.Path} ({FormatBytes(report.BytesDownloaded)})");
+            }
+        });
+        return await resolve(client, progress).ConfigureAwait(false);
+    }
 
     private sealed class LineProgress(Action<DownloadProgress> report) : IProgress<DownloadProgress>
     {

@@ -37,7 +37,7 @@ internal static class PushCommand
         var command = new Command(
             "push",
             "Publish a folder to the Hugging Face Hub as one commit: large and binary files through LFS (skipping objects the Hub already has), " +
-            "the rest inline. The last line printed is the commit URL.")
+            "the rest inline. Progress goes to stderr; stdout gets one line, the commit URL.")
         {
             folder, repo, isPrivate, message, description, revision, repoType, token, endpoint,
         };
@@ -62,7 +62,8 @@ internal static class PushCommand
             }
 
             var options = HubCommandOptions.Build(parse.GetValue(token), parse.GetValue(endpoint), cacheDir: null, offline: false, error);
-            var lines = TextWriter.Synchronized(output);
+            // Per-file lines go to stderr; stdout gets the commit URL only.
+            var lines = TextWriter.Synchronized(error);
             var progress = new CallbackProgress(report =>
             {
                 var line = report.Status switch

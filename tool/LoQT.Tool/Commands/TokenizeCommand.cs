@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LoQT.Data;
+using LoQT.Hub;
 
 namespace LoQT.Tool.Commands;
 
@@ -11,7 +12,7 @@ internal static class TokenizeCommand
     {
         var model = new Option<string>("--model")
         {
-            Description = "Model or tokenizer directory: tokenizer.json or tokenizer.model, with tokenizer_config.json for BOS/EOS.",
+            Description = "Model or tokenizer directory (tokenizer.json or tokenizer.model, with tokenizer_config.json for BOS/EOS), or a Hub repo id (only its tokenizer files are downloaded).",
             Required = true,
         };
         var text = new Option<string>("--text") { Description = "The text to tokenize.", Required = true };
@@ -25,20 +26,22 @@ internal static class TokenizeCommand
         {
             model, text, json, special,
         };
-        command.SetAction(parseResult =>
+        command.SetAction(async (parseResult, cancellationToken) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
             try
             {
-                var tokenizer = TokenizerLoader.FromDirectory(parseResult.GetRequiredValue(model));
+                var directory = await HubCommandOptions.ResolveTokenizerAsync(
+                    parseResult.GetRequiredValue(model), parseResult.InvocationConfiguration.Error, cancellationToken);
+                var tokenizer = TokenizerLoader.FromDirectory(directory);
                 var ids = tokenizer.Encode(parseResult.GetRequiredValue(text), parseResult.GetValue(special))
                     .Select(id => id.ToString(CultureInfo.InvariantCulture));
-                output.WriteLine(parseResult.GetValue(json) ? "[" + string.Join(",", ids) + "]" : string.Join(' ', ids));
+                await output.WriteLineAsync(parseResult.GetValue(json) ? "[" + string.Join(",", ids) + "]" : string.Join(' ', ids));
                 return 0;
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or ArgumentException or HubException)
             {
-                parseResult.InvocationConfiguration.Error.WriteLine("error: " + e.Message);
+                await parseResult.InvocationConfiguration.Error.WriteLineAsync("error: " + e.Message);
                 return 1;
             }
         });
