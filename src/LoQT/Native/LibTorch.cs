@@ -78,14 +78,8 @@ public static class LibTorch
             return original;
         }
 
-        var bytes = File.ReadAllBytes(original);
-        if (!ElfVersionRequirements.MarkWeak(bytes, MissingVersion, original))
-        {
-            throw LoadFailure(original, "and it does not require " + MissingVersion + ", so the known fix does not apply");
-        }
-
-        var target = CanPatchInPlace(original) ? original : PrivateCopyPath(original);
-        WriteAtomically(target, bytes);
+        var target = WritePatchedLibrary(original, CacheRoot(), Console.Error)
+            ?? throw LoadFailure(original, "and it does not require " + MissingVersion + ", so the known fix does not apply");
         if (target != original)
         {
             // The private copy's $ORIGIN runpath does not reach libtorch: load its dependencies from the original folder first.
@@ -102,16 +96,42 @@ public static class LibTorch
             NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, ResolveFromPrivateCopy);
         }
 
-        Console.Error.WriteLine(
-            $"loqt: {LibraryFileName} requires {MissingVersion}, which this system's libstdc++ lacks; " +
-            $"marked that requirement weak in {target} (only std::ios_base_library_init uses it, and nothing calls it).");
-
         if (!NativeLibrary.TryLoad(target, out _))
         {
             throw LoadFailure(target, "even after marking " + MissingVersion + " weak");
         }
 
         return target;
+    }
+
+    /// <summary>
+    /// Writes a copy of <paramref name="original"/> with the <see cref="MissingVersion"/> requirement marked weak: over the
+    /// original when it is the application's own writable copy, else (NuGet package cache, read-only folder) under
+    /// <paramref name="privateCacheRoot"/><c>/loqt/native/</c>. Says on <paramref name="log"/>, in one line, what it did.
+    /// </summary>
+    /// <returns>The patched file, or null when the library does not require that version (nothing is written).</returns>
+    internal static string? WritePatchedLibrary(string original, string privateCacheRoot, TextWriter log)
+    {
+        var bytes = File.ReadAllBytes(original);
+        if (!ElfVersionRequirements.MarkWeak(bytes, MissingVersion, original))
+        {
+            return null;
+        }
+
+        var target = CanPatchInPlace(original) ? original : PrivateCopyPath(original, privateCacheRoot);
+        WriteAtomically(target, bytes);
+        log.WriteLine(
+            $"loqt: {LibraryFileName} requires {MissingVersion}, which this system's libstdc++ lacks; " +
+            $"marked that requirement weak in {target} (only std::ios_base_library_init uses it, and nothing calls it).");
+        return target;
+    }
+
+    private static string CacheRoot()
+    {
+        var cacheRoot = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        return string.IsNullOrEmpty(cacheRoot)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache")
+            : cacheRoot;
     }
 
     private static string? FindLibrary()
@@ -158,15 +178,9 @@ public static class LibTorch
         }
     }
 
-    private static string PrivateCopyPath(string original)
+    private static string PrivateCopyPath(string original, string cacheRoot)
     {
         var info = new FileInfo(original);
-        var cacheRoot = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        if (string.IsNullOrEmpty(cacheRoot))
-        {
-            cacheRoot = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        }
-
         var key = FormattableString.Invariant($"{info.Length}-{info.LastWriteTimeUtc.Ticks}");
         return Path.Combine(cacheRoot, "loqt", "native", key, LibraryFileName);
     }
