@@ -107,18 +107,27 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return new ReadOnlySpan<byte>(DataPointer(info), (int)info.ByteLength);
     }
 
-    /// <summary>A read-only stream over the tensor's raw bytes (any size), reading from the mapping; valid until this file is disposed.</summary>
+    /// <summary>
+    /// A read-only stream over the tensor's raw bytes (any size), reading from the mapping; valid until this file is
+    /// disposed. Disposing the stream gives the pages it read back to the page cache, so they stop counting as resident.
+    /// </summary>
     public Stream OpenRead(string name)
     {
         var info = GetInfo(name);
-        return new UnmanagedMemoryStream(DataPointer(info), info.ByteLength, info.ByteLength, FileAccess.Read);
+        return new ReleasingStream(this, DataPointer(info), info.ByteLength);
     }
 
-    /// <summary>A new CPU tensor of the file's dtype and shape holding a copy of the tensor's data (it owns its memory).</summary>
+    /// <summary>
+    /// A new CPU tensor of the file's dtype and shape holding a copy of the tensor's data (it owns its memory). The mapped
+    /// pages that were copied are given back, so reading a whole checkpoint tensor by tensor keeps only the copies resident.
+    /// </summary>
     public torch.Tensor ReadTensor(string name)
     {
         var info = GetInfo(name);
-        return TensorBytes.Create(DataPointer(info), info.DType, info.Shape);
+        var data = DataPointer(info);
+        var tensor = TensorBytes.Create(data, info.DType, info.Shape);
+        MappedPages.Release(data, info.ByteLength);
+        return tensor;
     }
 
     /// <summary>A new CPU tensor holding the tensor's data converted to <paramref name="dtype"/>.</summary>
@@ -164,6 +173,34 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
             buffer = buffer[read..];
             offset += read;
+        }
+    }
+
+    /// <summary>A stream over mapped bytes that releases their pages when disposed.</summary>
+    private sealed class ReleasingStream : UnmanagedMemoryStream
+    {
+        private readonly SafeTensorsFile _file;
+        private readonly byte* _start;
+        private readonly long _length;
+
+        public ReleasingStream(SafeTensorsFile file, byte* start, long length)
+            : base(start, length, length, FileAccess.Read)
+        {
+            _file = file;
+            _start = start;
+            _length = length;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            // Only while the mapping exists: once unmapped, the address range may belong to other memory, which
+            // MADV_DONTNEED would zero.
+            if (_file._base is not null)
+            {
+                MappedPages.Release(_start, _length);
+            }
+
+            base.Dispose(disposing);
         }
     }
 

@@ -268,6 +268,47 @@ public class Nf4TensorTests
         }
     }
 
+    [Theory]
+    [InlineData(32)]
+    [InlineData(64)]
+    [InlineData(128)]
+    [InlineData(256)]
+    [InlineData(512)]
+    [InlineData(1024)]
+    [InlineData(2048)]
+    [InlineData(4096)]
+    public void Quantize_AnyBlockSize_KeepsEachBlocksAbsmaxAndTheNearestCode(int blockSize)
+    {
+        // The fixtures pin blocksize 64 to bitsandbytes; other sizes are checked against the definition, element by
+        // element: absmax of each block (a short last one too), code = nearest NF4 value to x / absmax (ties to the
+        // lower index), first element in the high nibble, value = code * absmax.
+        using var x = RandomTensor([3, 3001], seed: blockSize) * 3;
+        using var q = Nf4Tensor.Quantize(x, blockSize);
+        using var values = q.Dequantize(ScalarType.Float32);
+        var input = x.data<float>().ToArray();
+        var packed = q.Packed.data<byte>().ToArray();
+        var absmax = q.Absmax.data<float>().ToArray();
+        var output = values.data<float>().ToArray();
+        var code = Nf4Codebook.Values.ToArray();
+
+        Assert.Equal((input.Length + blockSize - 1) / blockSize, absmax.Length);
+        for (var i = 0; i < input.Length; i++)
+        {
+            var block = i / blockSize;
+            if (i % blockSize == 0)
+            {
+                var end = Math.Min(input.Length, (block + 1) * blockSize);
+                Assert.Equal(input[i..end].Max(MathF.Abs), absmax[block]);
+            }
+
+            var scaled = input[i] / absmax[block];
+            var nearest = Enumerable.Range(0, 16).MinBy(c => Math.Abs(code[c] - scaled));
+            var stored = (i % 2 == 0) ? packed[i / 2] >> 4 : packed[i / 2] & 0xF;
+            Assert.True(nearest == stored, $"element {i}: x/absmax = {scaled}, stored code {stored}, nearest {nearest}");
+            Assert.Equal(code[stored] * absmax[block], output[i]);
+        }
+    }
+
     private static Tensor RandomTensor(long[] shape, int seed)
     {
         using var generator = new Generator((ulong)seed);

@@ -27,6 +27,33 @@ public sealed class SafeTensorsFileValidationTests : IDisposable
     }
 
     [Fact]
+    public void Open_RejectsAFileTruncatedInsideItsData_NamingTheLastTensor()
+    {
+        var path = WriteTwoTensors("cut.safetensors");
+        using (var stream = new FileStream(path, FileMode.Open))
+        {
+            stream.SetLength(stream.Length - 5);
+        }
+
+        var error = Reject(path);
+        Assert.Contains("tensor 'second'", error.Message);
+        Assert.Contains("truncated?", error.Message);
+    }
+
+    [Fact]
+    public void Open_RejectsAFileTruncatedInsideItsHeader()
+    {
+        var path = WriteTwoTensors("cut-header.safetensors");
+        using (var stream = new FileStream(path, FileMode.Open))
+        {
+            stream.SetLength(40);
+        }
+
+        var error = Reject(path);
+        Assert.Contains("runs past the end of the file (40 bytes; truncated?)", error.Message);
+    }
+
+    [Fact]
     public void Open_RejectsHeaderLengthPastEndOfFile()
     {
         var path = _scratch.WriteRaw("past.safetensors", "{}", headerLength: 1000);
@@ -230,6 +257,16 @@ public sealed class SafeTensorsFileValidationTests : IDisposable
     [Fact]
     public void Open_MissingFile_ThrowsFileNotFound() =>
         Assert.Throws<FileNotFoundException>(() => SafeTensorsFile.Open(_scratch.File("absent.safetensors")));
+
+    private string WriteTwoTensors(string name)
+    {
+        var path = _scratch.File(name);
+        using var writer = new SafeTensorsWriter(path);
+        writer.Add("first", SafeTensorDType.F32, [4], new byte[16]);
+        writer.Add("second", SafeTensorDType.F32, [4], new byte[16]);
+        writer.Complete();
+        return path;
+    }
 
     private string Single(string name, string dtype, string shape, string offsets, int dataBytes) =>
         _scratch.WriteRaw(
