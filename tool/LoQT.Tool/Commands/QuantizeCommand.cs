@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LoQT.Quantization;
+using LoQT.Training;
 
 namespace LoQT.Tool.Commands;
 
@@ -107,6 +108,8 @@ internal static class QuantizeCommand
         }
 
         output.WriteLine($"tensor data: {Bytes(result.InputBytes)} -> {Bytes(result.OutputBytes)}");
+        // The checkpoint streams through one tensor at a time; the peak shows it (bytes too, for scripts and tests).
+        output.WriteLine(string.Create(c, $"peak RSS {ProcessMemory.Format(ProcessMemory.PeakBytes)} ({ProcessMemory.PeakBytes} bytes)"));
         foreach (var file in result.OutputFiles)
         {
             output.WriteLine("wrote " + file);

@@ -231,6 +231,14 @@ public sealed record LlamaConfig
         return path;
     }
 
+    /// <summary>
+    /// The tensors a Hugging Face checkpoint of this config holds (<c>model.embed_tokens.weight</c>, each layer's norms,
+    /// projections and biases, <c>model.norm.weight</c>, <c>lm_head.weight</c> unless tied), with their shapes, in the
+    /// order <see cref="LlamaForCausalLM.Load"/> reads them.
+    /// </summary>
+    public IReadOnlyList<LlamaCheckpointTensor> CheckpointTensors() =>
+        LlamaWeightLayout.Expected(this).Select(t => new LlamaCheckpointTensor(t.Name, t.Shape)).ToArray();
+
     /// <summary>Checks that the shape is one the model can be built with.</summary>
     /// <param name="source">What to call the config in the message.</param>
     /// <exception cref="InvalidDataException">A size is not positive, or heads do not divide as attention needs.</exception>
