@@ -132,6 +132,45 @@ public sealed class HubErrorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Offline_ACacheLaidOutByPythonsHuggingfaceHub_IsUsed()
+    {
+        // What huggingface_hub's snapshot_download leaves: blobs named by ETag (git sha1 for regular files, sha256 for
+        // LFS), snapshots/<commit>/<path> as relative links, refs/main without a newline, and its .no_exist / .locks.
+        var commit = "3f1c2a9e8b7d6c5f4e3d2c1b0a9f8e7d6c5b4a39";
+        var repo = bed.RepoCache();
+        var files = new Dictionary<string, (string Etag, byte[] Content)>
+        {
+            ["config.json"] = ("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567", "{\"model_type\":\"llama\"}"u8.ToArray()),
+            ["model.safetensors"] = ("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", HubTestBed.Bytes(1000, seed: 4)),
+        };
+        foreach (var (path, (etag, content)) in files)
+        {
+            Directory.CreateDirectory(Path.Combine(repo, "blobs"));
+            File.WriteAllBytes(Path.Combine(repo, "blobs", etag), content);
+            Directory.CreateDirectory(Path.Combine(repo, "snapshots", commit));
+            File.CreateSymbolicLink(Path.Combine(repo, "snapshots", commit, path), "../../blobs/" + etag);
+        }
+
+        Directory.CreateDirectory(Path.Combine(repo, "refs"));
+        File.WriteAllText(Path.Combine(repo, "refs", "main"), commit);
+        Directory.CreateDirectory(Path.Combine(repo, ".no_exist", commit));
+        File.WriteAllBytes(Path.Combine(repo, ".no_exist", commit, "generation_config.json"), []);
+        Directory.CreateDirectory(Path.Combine(bed.CacheDir, ".locks", "models--org--tiny-model"));
+        using var offline = bed.Client(o => o with { Offline = true });
+
+        var snapshot = await offline.DownloadSnapshotAsync(HubTestBed.ModelId);
+        var model = await offline.ResolveModelAsync(HubTestBed.ModelId);
+        var weights = await offline.DownloadFileAsync(HubTestBed.ModelId, "model.safetensors");
+        var pinned = await offline.DownloadFileAsync(HubTestBed.ModelId, "config.json", revision: commit);
+
+        Assert.Equal(Path.Combine(repo, "snapshots", commit), snapshot);
+        Assert.Equal(snapshot, model);
+        Assert.Equal(files["model.safetensors"].Content, File.ReadAllBytes(weights));
+        Assert.Equal(files["config.json"].Content, File.ReadAllBytes(pinned));
+        Assert.Empty(bed.Server.Requests);
+    }
+
+    [Fact]
     public async Task Offline_CacheMiss_FailsClearly_WithoutContactingTheHub()
     {
         using var offline = bed.Client(o => o with { Offline = true });

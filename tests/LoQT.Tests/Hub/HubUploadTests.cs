@@ -1,5 +1,6 @@
 using System.Text;
 using LoQT.Hub;
+using LoQT.Tests.Support;
 
 namespace LoQT.Tests.Hub;
 
@@ -41,6 +42,34 @@ public sealed class HubUploadTests : IAsyncLifetime
         Assert.Single(bed.Server.RequestsTo("/storage-upload/", "PUT"));
         Assert.Single(bed.Server.RequestsTo("/info/lfs/objects/verify", "POST"));
         Assert.Equal((1, 0), (commit.LfsUploaded, commit.LfsAlreadyPresent));
+    }
+
+    [Fact]
+    public async Task Push_OfAQuantizedModelFolder_CommitsExactlyItsFiles_BinariesThroughLfs_AndLoadsBack()
+    {
+        var exported = Path.Combine(bed.Root, "tiny-llama-nf4");
+        LoQT.Quantization.CheckpointQuantizer.Quantize(TestPaths.Fixture("tiny-llama"), exported, new LoQT.Quantization.CheckpointQuantizationOptions());
+        File.WriteAllText(Path.Combine(exported, "README.md"), "# tiny-llama, NF4\n");
+        var local = Directory.GetFiles(exported).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
+        using var client = bed.Client();
+
+        var commit = await client.UploadFolderAsync(exported, "me/tiny-llama-nf4", new UploadFolderOptions { CommitMessage = "NF4 export" });
+
+        var made = Assert.Single(bed.Server.FindRepo("me/tiny-llama-nf4")!.History, c => c.Operations.Count > 0);
+        // The weights and the SentencePiece model (binary) go through LFS; JSON, JSONL and the card are committed inline.
+        var expected = local.Select(f => (f!.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".model", StringComparison.Ordinal) ? "lfsFile" : "file", f));
+        Assert.Equal(expected, made.Operations.OrderBy(o => o.Path, StringComparer.Ordinal));
+        Assert.All(local, f => Assert.Equal(File.ReadAllBytes(Path.Combine(exported, f!)), made.Files[f!].Content));
+        Assert.Equal((2, 0), (commit.LfsUploaded, commit.LfsAlreadyPresent));
+
+        var snapshot = await client.ResolveModelAsync("me/tiny-llama-nf4");
+        using var fromHub = LoQT.Models.Llama.LlamaForCausalLM.Load(snapshot);
+        using var fromFolder = LoQT.Models.Llama.LlamaForCausalLM.Load(exported);
+        using var ids = TorchSharp.torch.tensor(new long[] { 1, 5, 9, 200 }, [1, 4]);
+        using var a = fromHub.Forward(ids);
+        using var b = fromFolder.Forward(ids);
+        using var same = a.Logits.eq(b.Logits).all();
+        Assert.True(same.item<bool>(), "the model pushed and downloaded again computes other logits");
     }
 
     [Fact]
