@@ -98,6 +98,21 @@ public sealed class HubDownloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SnapshotDownload_ByBranch_ServesTheBranchHeadAndRecordsItsRef()
+    {
+        var dev = bed.Server.FindRepo(HubTestBed.ModelId)!.Commit(
+            "dev", new Dictionary<string, LoopbackFile> { ["config.json"] = new("{\"branch\":\"dev\"}"u8.ToArray(), false) }, "dev config");
+        using var client = bed.Client();
+
+        var snapshot = await client.DownloadSnapshotAsync(HubTestBed.ModelId, new SnapshotDownloadOptions { Revision = "dev" });
+
+        Assert.Equal(Path.Combine(bed.RepoCache(), "snapshots", dev.Sha), snapshot);
+        Assert.Equal(dev.Sha, File.ReadAllText(Path.Combine(bed.RepoCache(), "refs", "dev")));
+        Assert.Equal("{\"branch\":\"dev\"}", File.ReadAllText(Path.Combine(snapshot, "config.json")));
+        Assert.False(File.Exists(Path.Combine(bed.RepoCache(), "refs", "main")));
+    }
+
+    [Fact]
     public async Task SnapshotDownload_ByCommitSha_WritesNoRef()
     {
         var sha = bed.Server.FindRepo(HubTestBed.ModelId)!.Resolve("main")!.Sha;

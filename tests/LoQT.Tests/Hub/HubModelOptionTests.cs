@@ -4,13 +4,6 @@ using LoQT.Tests.Tool;
 
 namespace LoQT.Tests.Hub;
 
-/// <summary>Tests that change the process environment (HF_* variables): they run alone, never beside other tests.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ProcessEnvironmentCollection
-{
-    public const string Name = "Process environment";
-}
-
 /// <summary>
 /// <c>--model REPO_ID</c> of eval, generate, tokenize and adapt: the repo is downloaded through the cache (only what is
 /// needed), with the Hub settings users give through the environment (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE).
