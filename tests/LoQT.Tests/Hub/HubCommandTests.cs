@@ -1,3 +1,4 @@
+using LoQT.Tests.Tool;
 namespace LoQT.Tests.Hub;
 
 /// <summary><c>loqt download</c> and <c>loqt push</c> end to end against the loopback Hub.</summary>
@@ -14,7 +15,7 @@ public sealed class HubCommandTests : IAsyncLifetime
     [Fact]
     public async Task Download_ReportsEachFile_AndPrintsTheSnapshotPathLast()
     {
-        var (exitCode, output, error) = await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
+        var (exitCode, output, error) = await ToolRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.True(exitCode == 0, error);
         var commit = bed.Server.FindRepo(HubTestBed.ModelId)!.Resolve("main")!.Sha;
@@ -28,21 +29,21 @@ public sealed class HubCommandTests : IAsyncLifetime
     {
         var localDir = Path.Combine(bed.Root, "out");
 
-        var (exitCode, output, error) = await HubCliRunner.RunAsync(
+        var (exitCode, output, error) = await ToolRunner.RunAsync(
             ["download", HubTestBed.ModelId, "--include", "*.json", "--include", "*.safetensors", "--exclude", "tokenizer*",
              "--local-dir", localDir, "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.True(exitCode == 0, error);
-        Assert.Equal(localDir, HubCliRunner.LastLine(output));
+        Assert.Equal(localDir, ToolRunner.LastLine(output));
         Assert.Equal(["config.json", "model.safetensors"], Directory.GetFiles(localDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     [Fact]
     public async Task Download_SecondRun_SaysFilesAreCached()
     {
-        await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
+        await ToolRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
 
-        var (exitCode, _, error) = await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
+        var (exitCode, _, error) = await ToolRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.Equal(0, exitCode);
         Assert.Contains("cached config.json", error, StringComparison.Ordinal);
@@ -52,7 +53,7 @@ public sealed class HubCommandTests : IAsyncLifetime
     [Fact]
     public async Task Download_UnknownRepo_PrintsTheErrorToStderr_AndExits1()
     {
-        var (exitCode, output, error) = await HubCliRunner.RunAsync(["download", "org/missing", "--cache-dir", bed.CacheDir, .. HubArgs]);
+        var (exitCode, output, error) = await ToolRunner.RunAsync(["download", "org/missing", "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.Equal(1, exitCode);
         Assert.StartsWith("error: Repository 'org/missing' not found", error, StringComparison.Ordinal);
@@ -62,7 +63,7 @@ public sealed class HubCommandTests : IAsyncLifetime
     [Fact]
     public async Task Download_MalformedRepoId_IsAUsageError()
     {
-        var (exitCode, _, error) = await HubCliRunner.RunAsync(["download", "not a repo", "--cache-dir", bed.CacheDir, .. HubArgs]);
+        var (exitCode, _, error) = await ToolRunner.RunAsync(["download", "not a repo", "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.Equal(2, exitCode);
         Assert.Contains("'not a repo' is not a Hub repository id", error, StringComparison.Ordinal);
@@ -71,13 +72,13 @@ public sealed class HubCommandTests : IAsyncLifetime
     [Fact]
     public async Task Download_Offline_ServesTheCacheWithoutTheNetwork()
     {
-        await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
+        await ToolRunner.RunAsync(["download", HubTestBed.ModelId, "--cache-dir", bed.CacheDir, .. HubArgs]);
         var before = bed.Server.Requests.Count;
 
-        var (exitCode, output, _) = await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--offline", "--cache-dir", bed.CacheDir, .. HubArgs]);
+        var (exitCode, output, _) = await ToolRunner.RunAsync(["download", HubTestBed.ModelId, "--offline", "--cache-dir", bed.CacheDir, .. HubArgs]);
 
         Assert.Equal(0, exitCode);
-        Assert.StartsWith(Path.Combine(bed.RepoCache(), "snapshots"), HubCliRunner.LastLine(output), StringComparison.Ordinal);
+        Assert.StartsWith(Path.Combine(bed.RepoCache(), "snapshots"), ToolRunner.LastLine(output), StringComparison.Ordinal);
         Assert.Equal(before, bed.Server.Requests.Count);
     }
 
@@ -103,7 +104,7 @@ public sealed class HubCommandTests : IAsyncLifetime
         File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), HubTestBed.Bytes(20_000, seed: 5));
         File.WriteAllText(Path.Combine(folder, "config.json"), "{}");
 
-        var (exitCode, output, error) = await HubCliRunner.RunAsync(
+        var (exitCode, output, error) = await ToolRunner.RunAsync(
             ["push", "--folder", folder, "--repo", "me/pushed", "--private", "--message", "Add export", .. HubArgs]);
 
         Assert.True(exitCode == 0, error);
@@ -118,7 +119,7 @@ public sealed class HubCommandTests : IAsyncLifetime
     [Fact]
     public async Task Push_MissingFolder_IsAUsageError()
     {
-        var (exitCode, _, error) = await HubCliRunner.RunAsync(["push", "--folder", Path.Combine(bed.Root, "nope"), "--repo", "me/x", .. HubArgs]);
+        var (exitCode, _, error) = await ToolRunner.RunAsync(["push", "--folder", Path.Combine(bed.Root, "nope"), "--repo", "me/x", .. HubArgs]);
 
         Assert.Equal(2, exitCode);
         Assert.Contains("is not a directory", error, StringComparison.Ordinal);

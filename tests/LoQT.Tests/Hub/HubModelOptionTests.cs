@@ -12,9 +12,7 @@ namespace LoQT.Tests.Hub;
 public sealed class HubModelOptionTests : IAsyncLifetime
 {
     private const string RepoId = "org/tiny-llama";
-    private static readonly string[] Variables = ["HF_ENDPOINT", "HF_TOKEN", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE"];
-
-    private readonly Dictionary<string, string?> saved = Variables.ToDictionary(v => v, Environment.GetEnvironmentVariable);
+    private readonly EnvironmentScope environment = new();
     private HubTestBed bed = null!;
 
     public async Task InitializeAsync()
@@ -25,23 +23,14 @@ public sealed class HubModelOptionTests : IAsyncLifetime
         files["pytorch_model.bin"] = HubTestBed.Bytes(5000, seed: 1); // must never be downloaded
         files["README.md"] = "# tiny llama\n"u8.ToArray();
         bed.Server.AddRepo(RepoId, files);
-        foreach (var variable in Variables)
-        {
-            Environment.SetEnvironmentVariable(variable, null);
-        }
-
-        Environment.SetEnvironmentVariable("HF_ENDPOINT", bed.Server.Endpoint);
-        Environment.SetEnvironmentVariable("HF_HUB_CACHE", bed.CacheDir);
-        Environment.SetEnvironmentVariable("HF_TOKEN", HubTestBed.Token);
+        environment.Set("HF_ENDPOINT", bed.Server.Endpoint);
+        environment.Set("HF_HUB_CACHE", bed.CacheDir);
+        environment.Set("HF_TOKEN", HubTestBed.Token);
     }
 
     public async Task DisposeAsync()
     {
-        foreach (var (variable, value) in saved)
-        {
-            Environment.SetEnvironmentVariable(variable, value);
-        }
-
+        environment.Dispose();
         await bed.DisposeAsync();
     }
 
@@ -108,7 +97,7 @@ public sealed class HubModelOptionTests : IAsyncLifetime
         File.WriteAllText(dataset, "The cat sat on the mat.\n");
         Assert.Equal(0, (await ToolRunner.RunAsync("eval", "--model", RepoId, "--dataset", dataset)).ExitCode);
         var before = bed.Server.Requests.Count;
-        Environment.SetEnvironmentVariable("HF_HUB_OFFLINE", "1");
+        environment.Set("HF_HUB_OFFLINE", "1");
 
         var cached = await ToolRunner.RunAsync("eval", "--model", RepoId, "--dataset", dataset);
         var miss = await ToolRunner.RunAsync("eval", "--model", "org/never-downloaded", "--dataset", dataset);

@@ -1,4 +1,5 @@
 using LoQT.Hub;
+using LoQT.Tests.Tool;
 
 namespace LoQT.Tests.Hub;
 
@@ -54,10 +55,10 @@ public sealed class HubTokenSecrecyTests : IAsyncLifetime
 
         var runs = new[]
         {
-            await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, .. hub]),
-            await HubCliRunner.RunAsync(["download", "meta/gated", .. hub]),
-            await HubCliRunner.RunAsync(["download", HubTestBed.ModelId, "--revision", "nope", .. hub]),
-            await HubCliRunner.RunAsync(["push", "--folder", folder, "--repo", "me/model", "--endpoint", bed.Server.Endpoint, "--token", HubTestBed.Token]),
+            await ToolRunner.RunAsync(["download", HubTestBed.ModelId, .. hub]),
+            await ToolRunner.RunAsync(["download", "meta/gated", .. hub]),
+            await ToolRunner.RunAsync(["download", HubTestBed.ModelId, "--revision", "nope", .. hub]),
+            await ToolRunner.RunAsync(["push", "--folder", folder, "--repo", "me/model", "--endpoint", bed.Server.Endpoint, "--token", HubTestBed.Token]),
         };
 
         Assert.Equal([0, 1, 1, 0], runs.Select(r => r.ExitCode));

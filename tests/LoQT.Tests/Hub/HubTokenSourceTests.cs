@@ -1,4 +1,5 @@
 using LoQT.Tests.Support;
+using LoQT.Tests.Tool;
 
 namespace LoQT.Tests.Hub;
 
@@ -10,9 +11,7 @@ namespace LoQT.Tests.Hub;
 public sealed class HubTokenSourceTests : IAsyncLifetime
 {
     private const string GatedId = "meta/gated-model";
-    private static readonly string[] Variables = ["HF_ENDPOINT", "HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"];
-
-    private readonly Dictionary<string, string?> saved = Variables.ToDictionary(v => v, Environment.GetEnvironmentVariable);
+    private readonly EnvironmentScope environment = new();
     private HubTestBed bed = null!;
 
     private string HfHome => Path.Combine(bed.Root, "hf-home");
@@ -24,23 +23,14 @@ public sealed class HubTokenSourceTests : IAsyncLifetime
         gated.Gated = true;
         gated.AcceptedTokens.Add(HubTestBed.Token);
         bed.Server.ValidTokens.Add("hf_ValidButNotAccepted_0000");
-        foreach (var variable in Variables)
-        {
-            Environment.SetEnvironmentVariable(variable, null);
-        }
-
         Directory.CreateDirectory(HfHome);
-        Environment.SetEnvironmentVariable("HF_ENDPOINT", bed.Server.Endpoint);
-        Environment.SetEnvironmentVariable("HF_HOME", HfHome);
+        environment.Set("HF_ENDPOINT", bed.Server.Endpoint);
+        environment.Set("HF_HOME", HfHome);
     }
 
     public async Task DisposeAsync()
     {
-        foreach (var (variable, value) in saved)
-        {
-            Environment.SetEnvironmentVariable(variable, value);
-        }
-
+        environment.Dispose();
         await bed.DisposeAsync();
     }
 
@@ -49,7 +39,7 @@ public sealed class HubTokenSourceTests : IAsyncLifetime
     {
         File.WriteAllText(Path.Combine(HfHome, "token"), HubTestBed.Token + "\n");
 
-        var (exitCode, output, error) = await HubCliRunner.RunAsync("download", GatedId);
+        var (exitCode, output, error) = await ToolRunner.RunAsync("download", GatedId);
 
         Assert.True(exitCode == 0, error);
         Assert.StartsWith(Path.Combine(HfHome, "hub", "models--meta--gated-model", "snapshots"), output.Trim(), StringComparison.Ordinal);
@@ -60,9 +50,9 @@ public sealed class HubTokenSourceTests : IAsyncLifetime
     public async Task HfToken_WinsOverTheTokenFile()
     {
         File.WriteAllText(Path.Combine(HfHome, "token"), "hf_ValidButNotAccepted_0000");
-        Environment.SetEnvironmentVariable("HF_TOKEN", HubTestBed.Token);
+        environment.Set("HF_TOKEN", HubTestBed.Token);
 
-        var (exitCode, _, error) = await HubCliRunner.RunAsync("download", GatedId);
+        var (exitCode, _, error) = await ToolRunner.RunAsync("download", GatedId);
 
         Assert.True(exitCode == 0, error);
     }
@@ -70,11 +60,11 @@ public sealed class HubTokenSourceTests : IAsyncLifetime
     [Fact]
     public async Task TokenOption_WinsOverHfToken()
     {
-        Environment.SetEnvironmentVariable("HF_TOKEN", "hf_ValidButNotAccepted_0000");
+        environment.Set("HF_TOKEN", "hf_ValidButNotAccepted_0000");
 
         // Without the option first: once downloaded, the file would come from the cache.
-        var withoutOption = await HubCliRunner.RunAsync("download", GatedId);
-        var withOption = await HubCliRunner.RunAsync("download", GatedId, "--token", HubTestBed.Token);
+        var withoutOption = await ToolRunner.RunAsync("download", GatedId);
+        var withOption = await ToolRunner.RunAsync("download", GatedId, "--token", HubTestBed.Token);
 
         Assert.True(withOption.ExitCode == 0, withOption.Error);
         Assert.Equal(1, withoutOption.ExitCode);
@@ -85,12 +75,12 @@ public sealed class HubTokenSourceTests : IAsyncLifetime
     [Fact]
     public async Task HfHubOffline_ServesTheCache_AndAMissIsAClearError()
     {
-        Assert.Equal(0, (await HubCliRunner.RunAsync("download", GatedId, "--token", HubTestBed.Token)).ExitCode);
+        Assert.Equal(0, (await ToolRunner.RunAsync("download", GatedId, "--token", HubTestBed.Token)).ExitCode);
         var before = bed.Server.Requests.Count;
-        Environment.SetEnvironmentVariable("HF_HUB_OFFLINE", "1");
+        environment.Set("HF_HUB_OFFLINE", "1");
 
-        var cached = await HubCliRunner.RunAsync("download", GatedId);
-        var miss = await HubCliRunner.RunAsync("download", "org/never-downloaded");
+        var cached = await ToolRunner.RunAsync("download", GatedId);
+        var miss = await ToolRunner.RunAsync("download", "org/never-downloaded");
 
         Assert.True(cached.ExitCode == 0, cached.Error);
         Assert.Equal(1, miss.ExitCode);
