@@ -123,6 +123,21 @@ public sealed partial class HubResilienceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BodyThatStopsComing_TimesOut_AndTheRetryResumesWhereItStopped()
+    {
+        bed.Server.Faults.StallBodyNext(afterBytes: 80_000, silence: TimeSpan.FromSeconds(10), pathContains: "/storage/");
+        using var client = bed.Client(o => o with { ReadTimeout = TimeSpan.FromMilliseconds(400) });
+
+        var path = await client.DownloadFileAsync(HubTestBed.ModelId, LfsFile);
+
+        Assert.Equal(LfsContent, File.ReadAllBytes(path));
+        var storage = bed.Server.RequestsTo("/storage/", "GET");
+        Assert.Equal(2, storage.Count);
+        Assert.InRange(ResumeOffset(storage[1].Range), 1, 80_000);
+        Assert.Contains(bed.Log, line => line.Contains("No data from", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task PersistentServerErrors_FailAfterTheConfiguredAttempts()
     {
         bed.Server.Faults.FailNext(503, times: 100, pathContains: "/resolve/");

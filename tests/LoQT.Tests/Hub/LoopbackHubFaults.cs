@@ -23,6 +23,10 @@ internal sealed class LoopbackHubFaults
     public void DropConnectionNext(long afterBytes, int times = 1, string? pathContains = null) =>
         Add(new Rule(FaultKind.Drop, times, pathContains, "GET") { AfterBytes = afterBytes });
 
+    /// <summary>Send the headers and the first <paramref name="afterBytes"/> bytes of the next matching bodies, then nothing for <paramref name="silence"/>.</summary>
+    public void StallBodyNext(long afterBytes, TimeSpan silence, int times = 1, string? pathContains = null) =>
+        Add(new Rule(FaultKind.Stall, times, pathContains, "GET") { AfterBytes = afterBytes, Delay = silence });
+
     /// <summary>Wait <paramref name="delay"/> before answering the next matching requests.</summary>
     public void DelayNext(TimeSpan delay, int times = 1, string? pathContains = null, string? method = null) =>
         Add(new Rule(FaultKind.Delay, times, pathContains, method) { Delay = delay });
@@ -57,6 +61,7 @@ internal sealed class LoopbackHubFaults
         Status,
         Drop,
         Delay,
+        Stall,
     }
 
     internal sealed class Rule(FaultKind kind, int times, string? pathContains, string? method)

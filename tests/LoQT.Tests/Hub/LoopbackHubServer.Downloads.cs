@@ -144,6 +144,25 @@ internal sealed partial class LoopbackHubServer
             return;
         }
 
+        if (Faults.Take(LoopbackHubFaults.FaultKind.Stall, "GET", rawPath) is { } stall)
+        {
+            // Headers and the first bytes, then silence (the connection stays open) until the client gives up.
+            var sent = (int)Math.Min(stall.AfterBytes, length);
+            await context.Response.Body.WriteAsync(content.AsMemory((int)start, sent));
+            await context.Response.Body.FlushAsync();
+            try
+            {
+                await Task.Delay(stall.Delay, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            context.Abort();
+            return;
+        }
+
         await context.Response.Body.WriteAsync(content.AsMemory((int)start, (int)length));
     }
 }

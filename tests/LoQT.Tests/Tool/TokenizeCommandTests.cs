@@ -40,6 +40,17 @@ public sealed class TokenizeCommandTests
     }
 
     [Fact]
+    public void Special_GivesTheFixturesIdsWithSpecialTokens_WithoutItTheIdsAlone()
+    {
+        // transformers.js' own ids for "Hello world": BOS (1) is added only with --special.
+        var (_, plain, _) = Run("tokenize", "--model", SentencePiece32k, "--text", "Hello world", "--json");
+        var (_, special, _) = Run("tokenize", "--model", SentencePiece32k, "--text", "Hello world", "--json", "--special");
+
+        Assert.Equal([22557, 1526], JsonSerializer.Deserialize<int[]>(plain)!);
+        Assert.Equal([1, 22557, 1526], JsonSerializer.Deserialize<int[]>(special)!);
+    }
+
+    [Fact]
     public void WithoutJson_PrintsIdsSeparatedBySpaces()
     {
         var (exitCode, output, _) = Run("tokenize", "--model", SentencePiece32k, "--text", "The quick brown fox");
