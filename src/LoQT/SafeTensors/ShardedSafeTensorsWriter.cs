@@ -140,6 +140,10 @@ public sealed class ShardedSafeTensorsWriter : IDisposable
                 var temp = $"{target}.{_token}.tmp";
                 staged.Add((temp, target));
                 _shards[i].WriteFile(temp, _metadata);
+
+                // Its data is in the shard now: free the disk space at once (the entries stay for the index), so that
+                // a 13 GB checkpoint needs 13 GB plus one shard of spare disk, not twice its size.
+                _shards[i].Dispose();
             }
 
             if (count > 1)
