@@ -106,14 +106,19 @@ public static class BnbNf4Format
         }
     }
 
-    /// <summary>Adds <paramref name="tensor"/> under <paramref name="weightName"/> with its quant state to a sharded checkpoint being written.</summary>
+    /// <summary>
+    /// Adds <paramref name="tensor"/> under <paramref name="weightName"/> with its quant state to a sharded checkpoint being
+    /// written, all in one shard: transformers reads a weight's quant state from the shard that holds the weight.
+    /// </summary>
     /// <param name="writer">The writer.</param>
     /// <param name="weightName">The weight's name.</param>
     /// <param name="tensor">The quantized weight.</param>
     public static void Write(ShardedSafeTensorsWriter writer, string weightName, Nf4Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        foreach (var entry in Serialize(weightName, tensor))
+        var entries = Serialize(weightName, tensor);
+        writer.KeepTogether(entries.Sum(e => (long)e.Data.Length));
+        foreach (var entry in entries)
         {
             writer.Add(entry.Name, entry.DType, entry.Shape, entry.Data);
         }
@@ -171,6 +176,15 @@ public static class BnbNf4Format
         var key = weightName + QuantStateSuffix;
         return BnbQuantState.Parse(checkpoint.GetBytes(key), $"tensor '{key}' in {checkpoint.Path}");
     }
+
+    /// <summary>Reads a bitsandbytes NF4 weight through any tensor reader (e.g. positioned reads that keep file pages out of RSS).</summary>
+    /// <param name="contains">Whether the source holds a tensor of that name.</param>
+    /// <param name="readTensor">Reads a tensor as a new CPU tensor of its stored dtype and shape.</param>
+    /// <param name="sourcePath">The file or folder, for errors.</param>
+    /// <param name="weightName">The weight's name.</param>
+    /// <param name="device">Where to put the tensors (CPU when null).</param>
+    internal static Nf4Tensor Read(Func<string, bool> contains, Func<string, torch.Tensor> readTensor, string sourcePath, string weightName, torch.Device? device = null) =>
+        Read(new Source(contains, readTensor, sourcePath), weightName, device);
 
     private static Nf4Tensor Read(Source source, string weightName, torch.Device? device)
     {
