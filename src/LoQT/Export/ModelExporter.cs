@@ -1,4 +1,5 @@
 using LoQT.IO;
+using LoQT.Native;
 using LoQT.Models.Llama;
 using LoQT.Quantization;
 using LoQT.SafeTensors;
@@ -120,34 +121,12 @@ public static class ModelExporter
         {
             cancellationToken.ThrowIfCancellationRequested();
             var spec = tensors[i];
-            using var scope = NewDisposeScope();
-            if (spec.Role != LlamaTensorRole.LinearWeight)
-            {
-                progress?.Report(new ExportProgress(i, tensors.Length, spec.Name, ExportStep.Convert));
-                var tensor = reader.ReadModelTensor(spec.Name);
-                writer.Add(spec.Name, tensor.dtype == tensorDType ? tensor : tensor.to(tensorDType));
-                continue;
-            }
+            var step = WriteTensor(reader, writer, spec, options, tensorDType, report: s => progress?.Report(new ExportProgress(i, tensors.Length, spec.Name, s)));
+            merged += spec.Role == LlamaTensorRole.LinearWeight && CheckpointMerger.HasAdapters(reader, LayerOf(spec)) ? 1 : 0;
+            quantized += step is ExportStep.MergeAndQuantize ? 1 : 0;
 
-            var layer = spec.Name[..^".weight".Length];
-            var quantize = options.Format == ExportFormat.Nf4 && IsDecoderProjection(layer);
-            var hasAdapters = CheckpointMerger.HasAdapters(reader, layer);
-            progress?.Report(new ExportProgress(i, tensors.Length, spec.Name, quantize ? ExportStep.MergeAndQuantize : hasAdapters ? ExportStep.Merge : ExportStep.Convert));
-            merged += hasAdapters ? 1 : 0;
-            var weight = CheckpointMerger.MergedWeight(reader, layer, spec.Shape[1], spec.Shape[0]);
-            if (quantize)
-            {
-                // Quantized from the fp32 sum, as a LoQT merge stores it; the quant state's dtype only says what dequantization returns.
-                using var nf4 = Nf4Tensor.Quantize(weight, options.BlockSize, options.DoubleQuant);
-                using var labelled = Nf4Tensor.FromParts(
-                    nf4.Packed, nf4.Absmax, nf4.Shape, nf4.BlockSize, tensorDType, nf4.NestedAbsmax, nf4.NestedOffset, nf4.NestedBlockSize, nf4.NestedQuantMap);
-                BnbNf4Format.Write(writer, spec.Name, labelled);
-                quantized++;
-            }
-            else
-            {
-                writer.Add(spec.Name, weight.to(tensorDType));
-            }
+            // The tensor's memory is freed; without this the C heap would keep several layers' worth of it resident.
+            NativeHeap.Trim();
         }
 
         cancellationToken.ThrowIfCancellationRequested();
@@ -155,6 +134,43 @@ public static class ModelExporter
         writer.Complete();
         return (merged, quantized, bytes);
     }
+
+    /// <summary>Reads, merges, converts or quantizes one tensor and adds it to the shards; returns what was done.</summary>
+    private static ExportStep WriteTensor(
+        LoqtCheckpointReader reader, ShardedSafeTensorsWriter writer, LlamaTensorSpec spec, ExportOptions options, ScalarType tensorDType, Action<ExportStep> report)
+    {
+        using var scope = NewDisposeScope();
+        if (spec.Role != LlamaTensorRole.LinearWeight)
+        {
+            report(ExportStep.Convert);
+            var tensor = reader.ReadModelTensor(spec.Name);
+            writer.Add(spec.Name, tensor.dtype == tensorDType ? tensor : tensor.to(tensorDType));
+            return ExportStep.Convert;
+        }
+
+        var layer = LayerOf(spec);
+        var step = options.Format == ExportFormat.Nf4 && IsDecoderProjection(layer) ? ExportStep.MergeAndQuantize
+            : CheckpointMerger.HasAdapters(reader, layer) ? ExportStep.Merge
+            : ExportStep.Convert;
+        report(step);
+        var weight = CheckpointMerger.MergedWeight(reader, layer, spec.Shape[1], spec.Shape[0]);
+        if (step == ExportStep.MergeAndQuantize)
+        {
+            // Quantized from the fp32 sum, as a LoQT merge stores it; the quant state's dtype only says what dequantization returns.
+            using var nf4 = Nf4Tensor.Quantize(weight, options.BlockSize, options.DoubleQuant);
+            using var labelled = Nf4Tensor.FromParts(
+                nf4.Packed, nf4.Absmax, nf4.Shape, nf4.BlockSize, tensorDType, nf4.NestedAbsmax, nf4.NestedOffset, nf4.NestedBlockSize, nf4.NestedQuantMap);
+            BnbNf4Format.Write(writer, spec.Name, labelled);
+        }
+        else
+        {
+            writer.Add(spec.Name, weight.to(tensorDType));
+        }
+
+        return step;
+    }
+
+    private static string LayerOf(LlamaTensorSpec spec) => spec.Name[..^".weight".Length];
 
     /// <summary>The linear layers an NF4 export quantizes: every projection of the decoder layers (not <c>lm_head</c>), as bitsandbytes loading does.</summary>
     private static bool IsDecoderProjection(string layer) => layer.StartsWith("model.layers.", StringComparison.Ordinal);

@@ -39,10 +39,7 @@ public static class AdapterMerge
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var product = LoqtProduct(projection, adapter, side, alpha);
-
-        // Out of place: FrozenMatrix.Values may hand back the dense W itself when it already is fp32.
-        var merged = weight.Values(ScalarType.Float32).add(product);
-        return merged.to(dtype).MoveToOuterDisposeScope();
+        return Sum(weight, product, 1.0).to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>deq(W) + α·B·A (LoRA, α not divided by r, as the LoQT reference does), [out, in], as a new tensor of <paramref name="dtype"/>.</summary>
@@ -59,7 +56,14 @@ public static class AdapterMerge
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var product = loraB.detach().to(ScalarType.Float32).matmul(loraA.detach().to(ScalarType.Float32));
-        var merged = weight.Values(ScalarType.Float32).add(product, alpha);
-        return merged.to(dtype).MoveToOuterDisposeScope();
+        return Sum(weight, product, alpha).to(dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>deq(W) + scale·product in fp32: in place in the dequantized copy, but never into a dense fp32 W, which <see cref="FrozenMatrix.Values"/> hands back itself.</summary>
+    private static Tensor Sum(FrozenMatrix weight, Tensor product, double scale)
+    {
+        var values = weight.Values(ScalarType.Float32);
+        var shared = weight.Dense is { } dense && dense.dtype == ScalarType.Float32;
+        return shared ? values.add(product, scale) : values.add_(product, scale);
     }
 }

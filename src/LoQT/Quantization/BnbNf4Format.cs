@@ -116,12 +116,29 @@ public static class BnbNf4Format
     public static void Write(ShardedSafeTensorsWriter writer, string weightName, Nf4Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        var entries = Serialize(weightName, tensor);
-        writer.KeepTogether(entries.Sum(e => (long)e.Data.Length));
-        foreach (var entry in entries)
+        ArgumentException.ThrowIfNullOrEmpty(weightName);
+        ArgumentNullException.ThrowIfNull(tensor);
+
+        // The same entries as Serialize, in its order, but the large ones stream from the tensors instead of through
+        // managed copies (a model's worth of short-lived large-object-heap arrays otherwise).
+        var state = BnbQuantState.Of(tensor).ToBytes();
+        var codeTable = FloatBytes(Nf4Codebook.Values);
+        var nestedMap = tensor.IsDoubleQuantized ? FloatBytes(tensor.NestedQuantMap) : [];
+        using var packed = tensor.Packed.reshape(Nf4BlockSizes.PackedLength(tensor.ElementCount), 1);
+        using var absmax = tensor.Absmax.reshape(-1);
+        using var nested = tensor.NestedAbsmax?.reshape(-1);
+        writer.KeepTogether((packed.numel() * packed.ElementSize) + (absmax.numel() * absmax.ElementSize) + codeTable.Length
+            + (nested is null ? 0 : nested.numel() * nested.ElementSize) + nestedMap.Length + state.Length);
+        writer.Add(weightName, packed);
+        writer.Add(weightName + AbsmaxSuffix, absmax);
+        writer.Add(weightName + QuantMapSuffix, SafeTensorDType.F32, [Nf4Codebook.Count], codeTable);
+        if (nested is not null)
         {
-            writer.Add(entry.Name, entry.DType, entry.Shape, entry.Data);
+            writer.Add(weightName + NestedAbsmaxSuffix, nested);
+            writer.Add(weightName + NestedQuantMapSuffix, SafeTensorDType.F32, [DynamicQuantMap.Size], nestedMap);
         }
+
+        writer.Add(weightName + QuantStateSuffix, SafeTensorDType.U8, [state.Length], state);
     }
 
     /// <summary>Whether the checkpoint stores <paramref name="weightName"/> as a bitsandbytes 4-bit weight (it has the packed quant state).</summary>
