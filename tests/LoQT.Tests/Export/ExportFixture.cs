@@ -1,9 +1,7 @@
 using System.Collections.Concurrent;
-using System.CommandLine;
 using LoQT.Loqt;
 using LoQT.Models.Llama;
 using LoQT.Tests.Support;
-using LoQT.Tool;
 using LoQT.Training;
 using TorchSharp;
 
@@ -89,16 +87,9 @@ public sealed class ExportCollection : ICollectionFixture<ExportFixture>
 internal static class ExportTestSupport
 {
     /// <summary>Runs <c>loqt</c> in-process with captured stdout and stderr.</summary>
-    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var exitCode = await LoqtCli.CreateRootCommand().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
-        return (exitCode, output.ToString(), error.ToString());
-    }
+    public static Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args) => LoQT.Tests.Hub.HubCliRunner.RunAsync(args);
 
-    public static string LastLine(string text) =>
-        text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
+    public static string LastLine(string text) => LoQT.Tests.Hub.HubCliRunner.LastLine(text);
 
     /// <summary>Each linear layer's merged weight (fp32) as the checkpoint's own layers compute it, by weight name.</summary>
     public static Dictionary<string, torch.Tensor> MergedWeights(string checkpoint)
@@ -140,5 +131,30 @@ internal static class ExportTestSupport
         }
     }
 
-    public static LlamaConfig Config(string folder) => LlamaConfig.Load(folder);
+    /// <summary>
+    /// A LoQT model folder of <paramref name="shape"/> with random W, NF4 P and B ≠ 0, built layer by layer without
+    /// training (for shapes the trainer cannot reach cheaply: no tokenizer, or large).
+    /// </summary>
+    public static string CreateRandomCheckpoint(string folder, LlamaConfig shape)
+    {
+        var options = new LoqtOptions { Rank = 4, ComputeDType = torch.ScalarType.Float32 };
+        var (model, _) = LoqtCheckpoint.CreateRandom(shape, LoqtMethod.Loqt, options, LlamaLoadOptions.AllProjections, seed: 1);
+        using (model)
+        {
+            var generator = new torch.Generator(2);
+            using (torch.no_grad())
+            {
+                foreach (var layer in model.LinearLayers.Select(l => l.Value).OfType<LoqtLinear>())
+                {
+                    using var p = torch.randn(layer.Side.ProjectionShape(layer.InFeatures, layer.OutFeatures, layer.Rank), generator: generator);
+                    layer.RestoreProjection(FrozenMatrix.Create(p, quantize: true, 64, false, torch.ScalarType.Float32));
+                    layer.Adapter.copy_(torch.randn(layer.Adapter.shape, generator: generator).mul_(1e-3));
+                }
+            }
+
+            LoqtCheckpoint.Save(folder, model, LoqtMethod.Loqt, options, LlamaLoadOptions.AllProjections);
+        }
+
+        return folder;
+    }
 }

@@ -1,11 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using LoQT.Loqt;
 using LoQT.Models.Llama;
 using LoQT.Training;
-using TorchSharp;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace LoQT.Tests.Export;
 
@@ -24,7 +21,7 @@ public sealed class ExportMemoryTests(ExportFixture fixture, ITestOutputHelper l
     [Fact]
     public async Task PeakRss_IsAboutOneLayerInFullPrecision_NotTheModel()
     {
-        var checkpoint = CreateCheckpoint(fixture.NewPath("big-checkpoint"));
+        var checkpoint = ExportTestSupport.CreateRandomCheckpoint(fixture.NewPath("big-checkpoint"), Shape);
         long linear = LlamaWeightLayout.Expected(Shape).Where(t => t.Role == LlamaTensorRole.LinearWeight && t.Name != "lm_head.weight").Sum(t => t.Shape[0] * t.Shape[1]);
         var fullPrecision = linear * 4;
         var nf4 = (linear / 2) + (linear / 64 * 4);
@@ -44,30 +41,6 @@ public sealed class ExportMemoryTests(ExportFixture fixture, ITestOutputHelper l
         var bound = nf4 + largestLayer + (64L << 20);
         Assert.True(growth <= bound, $"an export of this checkpoint grew RSS by {ProcessMemory.Format(growth)}; the bound is {ProcessMemory.Format(bound)}");
         Assert.True(bound < fullPrecision / 2, "the model is too small for the bound to say anything");
-    }
-
-    /// <summary>A LoQT checkpoint of <see cref="Shape"/> with random W, P and B ≠ 0, built layer by layer (no training: only the export is measured).</summary>
-    private static string CreateCheckpoint(string folder)
-    {
-        var options = new LoqtOptions { Rank = 8 };
-        var (model, _) = LoqtCheckpoint.CreateRandom(Shape, LoqtMethod.Loqt, options, LlamaLoadOptions.AllProjections, seed: 1);
-        using (model)
-        {
-            var generator = new Generator(2);
-            using (no_grad())
-            {
-                foreach (var layer in model.LinearLayers.Select(l => l.Value).OfType<LoqtLinear>())
-                {
-                    using var p = randn(layer.Side.ProjectionShape(layer.InFeatures, layer.OutFeatures, layer.Rank), generator: generator);
-                    layer.RestoreProjection(FrozenMatrix.Create(p, quantize: true, 64, false, ScalarType.Float32));
-                    layer.Adapter.copy_(randn(layer.Adapter.shape, generator: generator).mul_(1e-3));
-                }
-            }
-
-            LoqtCheckpoint.Save(folder, model, LoqtMethod.Loqt, options, LlamaLoadOptions.AllProjections);
-        }
-
-        return folder;
     }
 
     private static async Task<long> PeakRssOfExportAsync(string checkpoint, string output)

@@ -156,6 +156,27 @@ public sealed class Nf4ExportTests(ExportFixture fixture)
     }
 
     [Fact]
+    public async Task TiedEmbeddings_WriteNoLmHead_StillSkipIt_AndLoad()
+    {
+        // tiny-llama3-gqa's shape: tied embeddings, grouped-query attention (k/v narrower than their input: P on the right).
+        var shape = LlamaConfig.Load(LoQT.Tests.Support.TestPaths.Fixture("tiny-llama3-gqa"));
+        var checkpoint = ExportTestSupport.CreateRandomCheckpoint(fixture.NewPath("tied-checkpoint"), shape);
+
+        var result = await ModelExporter.ExportAsync(new ExportOptions { Checkpoint = checkpoint, Output = fixture.NewPath("tied") });
+
+        var reader = new IndependentBnbReader(result.OutputDirectory);
+        Assert.DoesNotContain("lm_head.weight", reader.Names);
+        Assert.Equal(shape.NumHiddenLayers * 7, result.QuantizedWeights);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(result.OutputDirectory, "config.json")))!.AsObject();
+        Assert.True((bool?)config["tie_word_embeddings"]);
+
+        // transformers replaces its default skips by this list, so the tied head must be named to stay a plain Linear.
+        Assert.Equal(["lm_head"], config["quantization_config"]!["llm_int8_skip_modules"]!.AsArray().Select(n => (string)n!));
+        using var model = LlamaForCausalLM.Load(result.OutputDirectory, new LlamaLoadOptions { LinearFactory = new Nf4LinearFactory() });
+        Assert.Equal(shape.NumHiddenLayers * 7, model.LinearLayers.Count(l => l.Value is Nf4Linear));
+    }
+
+    [Fact]
     public async Task Eval_OfTheExport_MatchesTheCheckpointWithinNf4Requantization()
     {
         var output = await ExportAsync("eval");
