@@ -25,6 +25,17 @@ namespace LoQT.Export;
 /// <see cref="ExportOptions.Force"/>, which replaces it only once the new export is complete.
 /// </para>
 /// <para>
+/// What makes transformers (bitsandbytes 4-bit quantizer) accept the NF4 folder, checked against its sources and
+/// bitsandbytes' <c>QuantState.from_dict</c>: per weight the keys <c>X.weight</c>, <c>.absmax</c>, <c>.quant_map</c>,
+/// (<c>.nested_absmax</c>, <c>.nested_quant_map</c>) and <c>.quant_state.bitsandbytes__nf4</c>, whose JSON <c>dtype</c>
+/// is read with <c>getattr(torch, dtype)</c> and only sets what dequantization returns (here the compute dtype; the
+/// codes are quantized from the fp32 merged weight); <c>bnb_4bit_use_double_quant</c> matching the weights (transformers 5
+/// looks for the nested keys only when it is set); <c>llm_int8_skip_modules</c> naming <c>lm_head</c> (a given list
+/// replaces transformers' default skips, tied or not); a weight's parts in one shard (transformers 4 takes the quant
+/// state from the weight's shard); <c>torch_dtype</c> in config.json (without it bitsandbytes loading picks float16);
+/// safetensors metadata <c>{"format": "pt"}</c>.
+/// </para>
+/// <para>
 /// Deterministic: the same checkpoint and options give the same bytes in every file (no timestamps, fixed tensor
 /// order, bit-exact merges and quantization).
 /// </para>
