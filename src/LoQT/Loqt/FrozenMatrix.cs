@@ -56,7 +56,10 @@ public sealed class FrozenMatrix : IDisposable
     public static FrozenMatrix Create(Tensor values, bool quantize, int blockSize, bool doubleQuant, ScalarType denseDType) =>
         quantize ? FromQuantized(Nf4Tensor.Quantize(values.detach(), blockSize, doubleQuant)) : FromDense(values, denseDType);
 
-    /// <summary>The values as a new tensor of <paramref name="dtype"/> (the caller disposes it).</summary>
+    /// <summary>
+    /// The values as a tensor of <paramref name="dtype"/> that the caller disposes. For a dense matrix already of that
+    /// dtype it shares the matrix's storage (torch's <c>to</c> makes no copy then): read it, never modify it in place.
+    /// </summary>
     /// <param name="dtype">The dtype wanted.</param>
     public Tensor Values(ScalarType dtype)
     {

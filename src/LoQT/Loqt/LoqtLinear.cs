@@ -184,27 +184,13 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The layer's effective weight deq(W) + α·P-product(B), [out, in], as a new tensor.</summary>
+    /// <summary>The layer's effective weight deq(W) + α·P-product(B), [out, in], as a new tensor (<see cref="AdapterMerge.LoqtMerged"/>).</summary>
     /// <param name="dtype">The dtype of the result.</param>
-    public Tensor MergedWeight(ScalarType dtype = ScalarType.Float32)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var merged = weight.Values(ScalarType.Float32);
-        merged = merged.add_(LowRankProduct());
-        return merged.to(dtype).MoveToOuterDisposeScope();
-    }
+    public Tensor MergedWeight(ScalarType dtype = ScalarType.Float32) =>
+        AdapterMerge.LoqtMerged(weight, projection, adapter, Side, Alpha, dtype);
 
     /// <summary>α·B·P (left) or α·P·B (right) in fp32, [out, in], as a new tensor.</summary>
-    public Tensor LowRankProduct()
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var p = projection.Values(ScalarType.Float32);
-        var b = adapter.detach().to(ScalarType.Float32);
-        var product = Side == ProjectionSide.Left ? b.matmul(p) : p.matmul(b);
-        return product.mul_(Alpha).MoveToOuterDisposeScope();
-    }
+    public Tensor LowRankProduct() => AdapterMerge.LoqtProduct(projection, adapter, Side, Alpha);
 
     /// <summary>
     /// Folds B into W: W ← NF4(deq(W) + α·P-product(B)) (dense when W is not quantized), B ← 0. The layer's function is

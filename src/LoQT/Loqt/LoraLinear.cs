@@ -107,16 +107,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>deq(W) + α·B·A, [out, in], as a new tensor.</summary>
+    /// <summary>deq(W) + α·B·A, [out, in], as a new tensor (<see cref="AdapterMerge.LoraMerged"/>).</summary>
     /// <param name="dtype">The dtype of the result.</param>
-    public Tensor MergedWeight(ScalarType dtype = ScalarType.Float32)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var merged = weight.Values(ScalarType.Float32);
-        merged = merged.add_(loraB.detach().to(ScalarType.Float32).matmul(loraA.detach().to(ScalarType.Float32)), Alpha);
-        return merged.to(dtype).MoveToOuterDisposeScope();
-    }
+    public Tensor MergedWeight(ScalarType dtype = ScalarType.Float32) => AdapterMerge.LoraMerged(weight, loraA, loraB, Alpha, dtype);
 
     Tensor ILowRankLinearHost.BaseWeight(ScalarType dtype) => weight.Values(dtype);
 

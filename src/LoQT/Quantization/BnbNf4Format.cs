@@ -106,17 +106,39 @@ public static class BnbNf4Format
         }
     }
 
-    /// <summary>Adds <paramref name="tensor"/> under <paramref name="weightName"/> with its quant state to a sharded checkpoint being written.</summary>
+    /// <summary>
+    /// Adds <paramref name="tensor"/> under <paramref name="weightName"/> with its quant state to a sharded checkpoint being
+    /// written, all in one shard: transformers reads a weight's quant state from the shard that holds the weight.
+    /// </summary>
     /// <param name="writer">The writer.</param>
     /// <param name="weightName">The weight's name.</param>
     /// <param name="tensor">The quantized weight.</param>
     public static void Write(ShardedSafeTensorsWriter writer, string weightName, Nf4Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        foreach (var entry in Serialize(weightName, tensor))
+        ArgumentException.ThrowIfNullOrEmpty(weightName);
+        ArgumentNullException.ThrowIfNull(tensor);
+
+        // The same entries as Serialize, in its order, but the large ones stream from the tensors instead of through
+        // managed copies (a model's worth of short-lived large-object-heap arrays otherwise).
+        var state = BnbQuantState.Of(tensor).ToBytes();
+        var codeTable = FloatBytes(Nf4Codebook.Values);
+        var nestedMap = tensor.IsDoubleQuantized ? FloatBytes(tensor.NestedQuantMap) : [];
+        using var packed = tensor.Packed.reshape(Nf4BlockSizes.PackedLength(tensor.ElementCount), 1);
+        using var absmax = tensor.Absmax.reshape(-1);
+        using var nested = tensor.NestedAbsmax?.reshape(-1);
+        writer.KeepTogether((packed.numel() * packed.ElementSize) + (absmax.numel() * absmax.ElementSize) + codeTable.Length
+            + (nested is null ? 0 : nested.numel() * nested.ElementSize) + nestedMap.Length + state.Length);
+        writer.Add(weightName, packed);
+        writer.Add(weightName + AbsmaxSuffix, absmax);
+        writer.Add(weightName + QuantMapSuffix, SafeTensorDType.F32, [Nf4Codebook.Count], codeTable);
+        if (nested is not null)
         {
-            writer.Add(entry.Name, entry.DType, entry.Shape, entry.Data);
+            writer.Add(weightName + NestedAbsmaxSuffix, nested);
+            writer.Add(weightName + NestedQuantMapSuffix, SafeTensorDType.F32, [DynamicQuantMap.Size], nestedMap);
         }
+
+        writer.Add(weightName + QuantStateSuffix, SafeTensorDType.U8, [state.Length], state);
     }
 
     /// <summary>Whether the checkpoint stores <paramref name="weightName"/> as a bitsandbytes 4-bit weight (it has the packed quant state).</summary>
@@ -171,6 +193,15 @@ public static class BnbNf4Format
         var key = weightName + QuantStateSuffix;
         return BnbQuantState.Parse(checkpoint.GetBytes(key), $"tensor '{key}' in {checkpoint.Path}");
     }
+
+    /// <summary>Reads a bitsandbytes NF4 weight through any tensor reader (e.g. positioned reads that keep file pages out of RSS).</summary>
+    /// <param name="contains">Whether the source holds a tensor of that name.</param>
+    /// <param name="readTensor">Reads a tensor as a new CPU tensor of its stored dtype and shape.</param>
+    /// <param name="sourcePath">The file or folder, for errors.</param>
+    /// <param name="weightName">The weight's name.</param>
+    /// <param name="device">Where to put the tensors (CPU when null).</param>
+    internal static Nf4Tensor Read(Func<string, bool> contains, Func<string, torch.Tensor> readTensor, string sourcePath, string weightName, torch.Device? device = null) =>
+        Read(new Source(contains, readTensor, sourcePath), weightName, device);
 
     private static Nf4Tensor Read(Source source, string weightName, torch.Device? device)
     {

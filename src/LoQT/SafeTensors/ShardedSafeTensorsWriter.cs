@@ -27,6 +27,7 @@ public sealed class ShardedSafeTensorsWriter : IDisposable
     private readonly string _token = TensorDataSpool.NewToken();
     private bool _closed;
     private bool _completed;
+    private long _togetherBytesLeft;
 
     /// <summary>Starts writing a checkpoint into <paramref name="directory"/> (created if needed).</summary>
     /// <param name="directory">The checkpoint folder.</param>
@@ -112,6 +113,21 @@ public sealed class ShardedSafeTensorsWriter : IDisposable
         _names.Add(name);
     }
 
+    /// <summary>
+    /// Makes the next tensors, <paramref name="byteLength"/> bytes of data in all, land in one shard: starts a new shard
+    /// now unless they fit in the current one (a group larger than a shard gets a shard of its own). For tensors that
+    /// readers expect side by side, such as a quantized weight and its quant state.
+    /// </summary>
+    /// <param name="byteLength">The data bytes of the tensors about to be added.</param>
+    public void KeepTogether(long byteLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(byteLength);
+        EnsureOpen();
+        _togetherBytesLeft = 0;
+        ShardFor(byteLength);
+        _togetherBytesLeft = byteLength;
+    }
+
     /// <summary>Writes every shard and the index under temporary names, then renames them into place (index last) and removes stale files of an earlier save.</summary>
     public void Complete()
     {
@@ -187,6 +203,12 @@ public sealed class ShardedSafeTensorsWriter : IDisposable
     private TensorDataSpool ShardFor(long byteLength)
     {
         var current = _shards.Count > 0 ? _shards[^1] : null;
+        if (current is not null && _togetherBytesLeft > 0)
+        {
+            _togetherBytesLeft = Math.Max(0, _togetherBytesLeft - byteLength);
+            return current;
+        }
+
         if (current is null || (current.Entries.Count > 0 && current.DataLength + byteLength > MaxShardBytes))
         {
             current?.CloseData(); // keep one open file handle, whatever the shard count

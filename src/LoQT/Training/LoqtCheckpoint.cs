@@ -116,34 +116,10 @@ public static class LoqtCheckpoint
     /// <returns>The model and the factory that made its layers (for arming re-initializations).</returns>
     public static (LlamaForCausalLM Model, LoqtLinearFactory Factory, IReadOnlyList<string> TargetModules) Load(string directory, Device? device = null, bool trainable = true)
     {
-        var metaPath = Path.Combine(directory, LoqtConfigFileName);
-        if (!File.Exists(metaPath))
-        {
-            throw new FileNotFoundException($"{directory} is not a LoQT checkpoint: {LoqtConfigFileName} is missing.", metaPath);
-        }
-
-        var meta = JsonNode.Parse(File.ReadAllText(metaPath))?.AsObject()
-            ?? throw new InvalidDataException($"{metaPath}: not a JSON object.");
-        var method = LoqtMethodNames.Parse(Required(meta, "method", metaPath).GetValue<string>(), "method in " + metaPath);
-        var svdKind = Enum.Parse<SvdKind>(Required(meta, "svd", metaPath).GetValue<string>());
-        var options = new LoqtOptions
-        {
-            Rank = Required(meta, "rank", metaPath).GetValue<int>(),
-            Alpha = Required(meta, "alpha", metaPath).GetValue<double>(),
-            QuantizeWeight = Required(meta, "quantize_weight", metaPath).GetValue<bool>(),
-            QuantizeProjection = Required(meta, "quantize_projection", metaPath).GetValue<bool>(),
-            ErrorCompensationIterations = Required(meta, "ec_iterations", metaPath).GetValue<int>(),
-            Svd = svdKind == SvdKind.Full ? SvdOptions.Full : SvdOptions.Randomized(
-                Required(meta, "svd_oversampling", metaPath).GetValue<int>(), Required(meta, "svd_power_iterations", metaPath).GetValue<int>()),
-            BlockSize = Required(meta, "block_size", metaPath).GetValue<int>(),
-            DoubleQuantization = Required(meta, "double_quant", metaPath).GetValue<bool>(),
-            ComputeDType = Enum.Parse<ScalarType>(Required(meta, "compute_dtype", metaPath).GetValue<string>()),
-            Seed = Required(meta, "seed", metaPath).GetValue<long>(),
-        };
-        var targets = Required(meta, "target_modules", metaPath).AsArray().Select(t => t!.GetValue<string>()).ToArray();
-        var (model, factory) = Build(directory, method, options, targets, device, trainable);
+        var meta = LoqtCheckpointMetadata.Read(directory);
+        var (model, factory) = Build(directory, meta.Method, meta.Options, meta.TargetModules, device, trainable);
         RestoreAdapters(directory, model);
-        return (model, factory, targets);
+        return (model, factory, meta.TargetModules);
     }
 
     /// <summary>Loads a Hugging Face checkpoint (dense or bitsandbytes NF4) into the layers of a training method.</summary>
@@ -235,9 +211,6 @@ public static class LoqtCheckpoint
             writer.Add(name, matrix.Dense!);
         }
     }
-
-    private static JsonNode Required(JsonObject meta, string key, string path) =>
-        meta[key] ?? throw new InvalidDataException($"{path}: '{key}' is missing.");
 
     /// <summary>Presents a <see cref="LoqtLinearFactory"/> as the Llama model's layer factory.</summary>
     private sealed class LlamaLinearFactoryAdapter(LoqtLinearFactory factory) : ILinearFactory

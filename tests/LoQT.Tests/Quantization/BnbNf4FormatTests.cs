@@ -139,24 +139,33 @@ public class BnbNf4FormatTests
     }
 
     [Fact]
-    public void ShardedWriteThenRead_FindsThePartsAcrossShards()
+    public void ShardedWrite_KeepsEachWeightWithItsQuantStateInOneShard()
     {
+        // transformers reads a weight's quant state from the shard that holds the weight, so the parts must not be split.
         using var scratch = new ScratchFolder();
         using var x = RandomTensor([64, 128], ScalarType.Float32);
         using var q = Nf4Tensor.Quantize(x, 64, doubleQuant: true);
         using (var writer = new ShardedSafeTensorsWriter(scratch.Path, maxShardBytes: 1024))
         {
             BnbNf4Format.Write(writer, Weight, q);
-            Assert.True(writer.ShardCount > 1);
+            BnbNf4Format.Write(writer, "other.weight", q);
+            Assert.Equal(2, writer.ShardCount);
             writer.Complete();
         }
 
         using var checkpoint = SafeTensorsCheckpoint.Open(scratch.Path);
-        using var read = BnbNf4Format.Read(checkpoint, Weight);
-        using var expected = q.Dequantize();
-        using var actual = read.Dequantize();
+        foreach (var weight in new[] { Weight, "other.weight" })
+        {
+            var parts = checkpoint.TensorNames.Where(n => n == weight || BnbNf4Format.WeightNameOf(n) == weight).ToArray();
+            Assert.Equal(6, parts.Length);
+            Assert.Single(parts.Select(checkpoint.GetFilePath).Distinct());
+            using var read = BnbNf4Format.Read(checkpoint, weight);
+            using var expected = q.Dequantize();
+            using var actual = read.Dequantize();
+            Assert.Equal(expected.bytes.ToArray(), actual.bytes.ToArray());
+        }
 
-        Assert.Equal(expected.bytes.ToArray(), actual.bytes.ToArray());
+        Assert.NotEqual(checkpoint.GetFilePath(Weight), checkpoint.GetFilePath("other.weight"));
     }
 
     [Theory]

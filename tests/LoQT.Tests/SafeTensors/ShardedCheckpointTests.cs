@@ -45,6 +45,44 @@ public sealed class ShardedCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void KeepTogether_StartsANewShardWhenTheGroupWouldNotFitTheCurrentOne()
+    {
+        using (var writer = new ShardedSafeTensorsWriter(_scratch.Path, maxShardBytes: 40))
+        {
+            writer.Add("t1", SafeTensorDType.U8, [30], new byte[30]);
+
+            // 8 + 8 bytes: each piece alone would still fit beside t1, the pair does not.
+            writer.KeepTogether(16);
+            writer.Add("g1", SafeTensorDType.U8, [8], new byte[8]);
+            writer.Add("g2", SafeTensorDType.U8, [8], new byte[8]);
+            writer.Complete();
+        }
+
+        var map = WeightMap();
+        Assert.Equal("model-00001-of-00002.safetensors", map["t1"]);
+        Assert.Equal("model-00002-of-00002.safetensors", map["g1"]);
+        Assert.Equal("model-00002-of-00002.safetensors", map["g2"]);
+    }
+
+    [Fact]
+    public void KeepTogether_KeepsAGroupLargerThanAShardInOneShard()
+    {
+        using (var writer = new ShardedSafeTensorsWriter(_scratch.Path, maxShardBytes: 10))
+        {
+            writer.KeepTogether(24);
+            writer.Add("g1", SafeTensorDType.U8, [8], new byte[8]);
+            writer.Add("g2", SafeTensorDType.U8, [8], new byte[8]);
+            writer.Add("g3", SafeTensorDType.U8, [8], new byte[8]);
+            writer.Add("after", SafeTensorDType.U8, [8], new byte[8]);
+            writer.Complete();
+        }
+
+        var map = WeightMap();
+        Assert.Equal(["model-00001-of-00002.safetensors"], new[] { map["g1"], map["g2"], map["g3"] }.Distinct());
+        Assert.Equal("model-00002-of-00002.safetensors", map["after"]);
+    }
+
+    [Fact]
     public void ShardedWrite_IndexRecordsTotalSizeAndTheWeightMap()
     {
         WriteSharded(maxShardBytes: 16, Tensors((10, 1), (10, 2), (7, 3)));

@@ -26,7 +26,7 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
         try
         {
             _expected = LlamaWeightLayout.Expected(config);
-            Validate(config);
+            Validate(_checkpoint, config, _expected);
             _reader = new CheckpointTensorReader(_checkpoint);
         }
         catch
@@ -78,24 +78,29 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
         }
     }
 
-    private void Validate(LlamaConfig config)
+    /// <summary>
+    /// Checks the names, dtypes and shapes of <paramref name="checkpoint"/> against what <paramref name="config"/> needs
+    /// (bitsandbytes NF4 linear weights by their quant state's shape), without reading any tensor data.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Every problem found, each naming the tensor (the first 20, then a count).</exception>
+    internal static void Validate(SafeTensorsCheckpoint checkpoint, LlamaConfig config, IReadOnlyList<LlamaTensorSpec> expected)
     {
         var problems = new List<string>();
         var expectedNames = new HashSet<string>(StringComparer.Ordinal);
         var quantized = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var spec in _expected)
+        foreach (var spec in expected)
         {
             expectedNames.Add(spec.Name);
-            if (!_checkpoint.Contains(spec.Name))
+            if (!checkpoint.Contains(spec.Name))
             {
                 problems.Add($"missing tensor '{spec.Name}' (config.json needs shape {spec.ShapeText})");
                 continue;
             }
 
-            var info = _checkpoint.GetInfo(spec.Name);
-            if (BnbNf4Format.IsQuantized(_checkpoint, spec.Name))
+            var info = checkpoint.GetInfo(spec.Name);
+            if (BnbNf4Format.IsQuantized(checkpoint, spec.Name))
             {
-                var state = BnbNf4Format.ReadQuantState(_checkpoint, spec.Name);
+                var state = BnbNf4Format.ReadQuantState(checkpoint, spec.Name);
                 if (spec.Role != LlamaTensorRole.LinearWeight)
                 {
                     problems.Add($"tensor '{spec.Name}' is stored as bitsandbytes 4-bit, but only linear layer weights can be");
@@ -119,18 +124,18 @@ internal sealed class CheckpointWeightSource : ILlamaWeightSource, IDisposable
             }
         }
 
-        foreach (var name in _checkpoint.TensorNames)
+        foreach (var name in checkpoint.TensorNames)
         {
             var isQuantState = BnbNf4Format.WeightNameOf(name) is { } owner && quantized.Contains(owner);
             if (!expectedNames.Contains(name) && !isQuantState && !LlamaWeightLayout.IsIgnorable(name, config))
             {
-                problems.Add($"unexpected tensor '{name}' {_checkpoint.GetInfo(name).ShapeText} (not part of the model config.json describes)");
+                problems.Add($"unexpected tensor '{name}' {checkpoint.GetInfo(name).ShapeText} (not part of the model config.json describes)");
             }
         }
 
         if (problems.Count > 0)
         {
-            var message = new StringBuilder(string.Create(CultureInfo.InvariantCulture, $"checkpoint {_checkpoint.Path} does not match its config ({config.NumHiddenLayers} layers, hidden {config.HiddenSize}, vocab {config.VocabSize}): "));
+            var message = new StringBuilder(string.Create(CultureInfo.InvariantCulture, $"checkpoint {checkpoint.Path} does not match its config ({config.NumHiddenLayers} layers, hidden {config.HiddenSize}, vocab {config.VocabSize}): "));
             message.AppendJoin("; ", problems.Take(MaxListed));
             if (problems.Count > MaxListed)
             {
