@@ -6,8 +6,8 @@ namespace LoQT.Tests.Packaging;
 
 /// <summary>
 /// <c>dotnet new loqt-finetune</c> from the packed LoQT.Templates, installed into a private template hive: the options
-/// reach the generated files, the project builds against the packed LoQT and LoQT.Build, and its Program.cs fine-tunes,
-/// evaluates and generates with the tiny fixture model.
+/// reach the generated files, the project builds against the packed LoQT and LoQT.Build, its Program.cs fine-tunes,
+/// evaluates and generates with the tiny fixture model, and its LoqtAdapt target trains with the packed tool.
 /// </summary>
 [Collection(PackagingCollection.Name)]
 public sealed class LoqtFinetuneTemplateTests(PackagedLoqt packages)
@@ -45,6 +45,28 @@ public sealed class LoqtFinetuneTemplateTests(PackagedLoqt packages)
         Assert.Contains("prompt: Rewrite in the past tense: The boy kicks the pebble down the road.", run.Output);
         Assert.Contains("answer: ", run.Output);
         Assert.True(File.Exists(Path.Combine(project, "runs", "program", "checkpoint-0000002", "loqt.json")), run.ToString());
+    }
+
+    [Fact]
+    public async Task GeneratedProject_LoqtAdaptTrainsWithTheProjectsSettingsAndItsToolManifest()
+    {
+        await packages.EnsureToolPackagesAsync();
+        var project = await BuiltCpuProjectAsync();
+
+        var adapt = await packages.DotnetAsync(project, Timeout, "build", "-t:LoqtAdapt", "-p:LoqtSteps=2", "-nologo", "-tl:off", "-v:n");
+
+        Assert.True(adapt.ExitCode == 0, adapt.ToString());
+        Assert.Contains("LoqtAdapt: training", adapt.Output);
+        using (var latest = JsonDocument.Parse(File.ReadAllText(Path.Combine(project, "runs", "adapt", "latest.json"))))
+        {
+            Assert.Equal("checkpoint-0000002", latest.RootElement.GetProperty("checkpoint").GetString());
+        }
+
+        var options = File.ReadAllLines(Path.Combine(project, "obj", "loqt", "adapt.rsp"));
+        Assert.Contains("--method \"galore\"", options);
+        Assert.Contains("--rank \"8\"", options);
+        Assert.Contains("--task \"completion\"", options);
+        Assert.Contains("--eval-dataset \"" + Path.Combine(project, "data", "valid.jsonl") + "\"", options);
     }
 
     [Fact]
