@@ -82,7 +82,7 @@ public sealed class LoqtBuildTargetsTests(PackagedLoqt packages)
         Assert.Contains("error LOQT101: ", result.Output);
     }
 
-    [Fact(Skip = "Needs `loqt export` (the export work, not merged yet): remove this Skip when it lands.")]
+    [Fact]
     public async Task LoqtExport_TrainsThenExportsAndIsSkippedWhileNothingChanged()
     {
         var project = await CreateProjectAsync(withTool: true);
