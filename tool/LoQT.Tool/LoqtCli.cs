@@ -23,6 +23,7 @@ internal static class LoqtCli
         root.Subcommands.Add(MemoryCommand.Create());
         root.Subcommands.Add(AdaptCommand.Create());
         root.Subcommands.Add(PretrainCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         return root;
     }
 
