@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LoQT.Tests.Hub;
 using LoQT.Tests.SafeTensors;
+using LoQT.Tool;
 using LoQT.Tool.Demo;
 
 namespace LoQT.Tests.Tool;
@@ -136,5 +137,13 @@ public sealed class DemoCommandTests(QuickDemoRun demo) : IClassFixture<QuickDem
         Assert.Equal(1, exitCode);
         Assert.Contains("error: --rank 64", stderr);
         Assert.False(Directory.Exists(output));
+    }
+
+    [Fact]
+    public void ThreadsBelowOne_DoesNotParse()
+    {
+        var parse = LoqtCli.CreateRootCommand().Parse(["demo", "--quick", "--threads", "0"]);
+
+        Assert.Equal("--threads must be at least 1.", Assert.Single(parse.Errors).Message);
     }
 }

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using LoQT.Native;
 using LoQT.Tool.Demo;
+using TorchSharp;
 
 namespace LoQT.Tool.Commands;
 
@@ -18,10 +20,22 @@ internal static class DemoCommand
             Description = "Run the whole pipeline in seconds on a much smaller model, corpus and step count (a smoke check: it does not learn arithmetic).",
         };
         var steps = new Option<long?>("--steps") { Description = $"Optimizer steps of each run (default {DemoSettings.Default.Steps}; {DemoSettings.Quick.Steps} with --quick)." };
-        var seed = new Option<long>("--seed") { Description = "Seed of the held-out split, the initial weights and the data order (the same for both methods).", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the held-out split, the initial weights and the data order (the same for both methods).", DefaultValueFactory = _ => 0 };
         var rank = new Option<int?>("--rank") { Description = $"LoQT's rank r (default {DemoSettings.Default.Rank}; {DemoSettings.Quick.Rank} with --quick)." };
         var lr = new Option<double?>("--lr") { Description = $"Peak learning rate of both runs (default {DemoSettings.Default.LearningRate}; cosine decay after warmup)." };
-        var interval = new Option<int?>("--update-interval") { Description = $"LoQT's first gap between merges, in steps (default {DemoSettings.Default.UpdateInterval}; grows by {DemoSettings.Default.IntervalGrowth}^k)." };
+        var interval = new Option<int?>("--update-interval") { Description = $"LoQT's first gap between merges, in steps (default {DemoSettings.Default.UpdateInterval}; the k-th gap after it is that plus floor({DemoSettings.Default.IntervalGrowth}^k))." };
+        var threads = new Option<int?>("--threads")
+        {
+            Description = "Threads libtorch computes with (default: its own choice, one per core). This model's operations are small: " +
+                "on a machine busy with other work, 1 is several times faster than competing for every core.",
+        };
+        threads.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 1)
+            {
+                result.AddError("--threads must be at least 1.");
+            }
+        });
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON line instead of the table." };
 
         var command = new Command("demo",
@@ -29,7 +43,7 @@ internal static class DemoCommand
             "(same data, seed and steps), compare held-out perplexity and exact-match accuracy, export the LoQT model as NF4, reload it and " +
             "answer a few problems, and write a loss chart (PNG) and a summary (JSON, markdown). A few minutes on two CPU cores; needs no network.")
         {
-            output, quick, steps, seed, rank, lr, interval, json,
+            output, quick, steps, seed, rank, lr, interval, threads, json,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -46,6 +60,12 @@ internal static class DemoCommand
             };
             try
             {
+                if (parse.GetValue(threads) is { } count)
+                {
+                    LibTorch.EnsureLoaded();
+                    torch.set_num_threads(count); // for this process: the demo is its only work
+                }
+
                 var directory = Path.GetFullPath(parse.GetRequiredValue(output));
                 var summary = await new DemoPipeline(settings, directory, error).RunAsync(cancellationToken);
                 await stdout.WriteLineAsync(parse.GetValue(json) ? summary.ToJson(indented: false) : summary.ToMarkdown());

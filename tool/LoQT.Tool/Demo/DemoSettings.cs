@@ -12,6 +12,8 @@ namespace LoQT.Tool.Demo;
 /// </summary>
 internal sealed record DemoSettings
 {
+    private readonly long _warmupSteps;
+
     /// <summary>Operands are below this (100: two-digit addition and subtraction).</summary>
     public required int OperandBound { get; init; }
 
@@ -30,8 +32,12 @@ internal sealed record DemoSettings
     /// <summary>Peak learning rate (cosine decay after a linear warmup), the same for both methods.</summary>
     public required double LearningRate { get; init; }
 
-    /// <summary>Linear warmup steps.</summary>
-    public required long WarmupSteps { get; init; }
+    /// <summary>Linear warmup steps (at most a tenth of <see cref="Steps"/>, so a shorter <c>--steps</c> keeps a warmup that fits).</summary>
+    public required long WarmupSteps
+    {
+        get => Math.Min(_warmupSteps, Steps / 10);
+        init => _warmupSteps = value;
+    }
 
     /// <summary>LoQT's rank r.</summary>
     public required int Rank { get; init; }
@@ -52,15 +58,15 @@ internal sealed record DemoSettings
     public int Samples { get; init; } = 8;
 
     /// <summary>Seed of the split, the initial weights and the data order (the same for both methods).</summary>
-    public long Seed { get; init; }
+    public int Seed { get; init; }
 
     /// <summary>The demo as the README runs it.</summary>
     public static DemoSettings Default { get; } = new()
     {
         OperandBound = 100,
         Model = TinyLlama(hidden: 128, intermediate: 256, layers: 2, heads: 4),
-        Steps = 1500,
-        BatchSize = 64,
+        Steps = 800,
+        BatchSize = 256,
         LearningRate = 3e-3,
         WarmupSteps = 50,
         Rank = 64,

@@ -97,21 +97,21 @@ internal sealed record DemoSummary(
             $"{Settings.Steps} steps of {Settings.BatchSize} problems, lr {Settings.LearningRate:0.####}, seed {Settings.Seed}; " +
             $"LoQT rank {Settings.Rank}, first merge gap {Settings.UpdateInterval} (growth {Settings.IntervalGrowth}). Whole demo: {WallSeconds:0} s.");
         text.AppendLine();
-        text.AppendLine("| model | held-out perplexity | exact-match accuracy | final train loss | trainable parameters | weights on disk | train time | peak RSS |");
-        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        text.AppendLine("| model | held-out perplexity | exact-match accuracy | final train loss | trainable parameters | weights on disk | train time |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var m in Methods)
         {
             text.AppendLine(c, $"| {m.Method} | {m.Scores.HeldOutPerplexity:0.000} | {Accuracy(m.Scores)} | {m.Training.TrainLoss:0.0000} | " +
-                $"{m.TrainableParameters:N0} | {ProcessMemory.Format(m.WeightBytesOnDisk)} | {m.TrainSeconds:0} s | {ProcessMemory.Format(m.Training.PeakResidentBytes)} |");
+                $"{m.TrainableParameters:N0} | {ProcessMemory.Format(m.WeightBytesOnDisk)} | {m.TrainSeconds:0} s |");
         }
 
-        text.AppendLine(c, $"| loqt, reloaded from disk ({Export.Format}) | {Export.Scores.HeldOutPerplexity:0.000} | {Accuracy(Export.Scores)} | | | | | |");
+        text.AppendLine(c, $"| loqt, reloaded from disk ({Export.Format}) | {Export.Scores.HeldOutPerplexity:0.000} | {Accuracy(Export.Scores)} | | | | |");
         text.AppendLine();
         text.AppendLine("Held-out problems answered by the reloaded LoQT model (greedy):");
         text.AppendLine();
         foreach (var s in Export.Samples)
         {
-            text.AppendLine(c, $"    {s.Item.Prompt}{s.Generated,-5} {(s.IsCorrect ? "right" : $"wrong (expected {s.Item.Answer})")}");
+            text.AppendLine(c, $"    {s.Item.Prompt + s.Generated,-14} {(s.IsCorrect ? "right" : $"wrong (expected {s.Item.Answer})")}");
         }
 
         text.AppendLine();
@@ -152,7 +152,6 @@ internal sealed record DemoSummary(
         json["weight_bytes_on_disk"] = m.WeightBytesOnDisk;
         json["train_seconds"] = Math.Round(m.TrainSeconds, 1);
         json["tokens_per_second"] = Math.Round(m.Training.TokensPerSecond, 1);
-        json["peak_rss_bytes"] = m.Training.PeakResidentBytes;
         json["checkpoint"] = m.Training.Checkpoint;
         return json;
     }
