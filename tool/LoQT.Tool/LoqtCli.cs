@@ -24,6 +24,7 @@ internal static class LoqtCli
         root.Subcommands.Add(AdaptCommand.Create());
         root.Subcommands.Add(PretrainCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         return root;
     }
 

@@ -73,17 +73,18 @@ public sealed class ArithmeticCorpus
         return new ArithmeticCorpus(all[heldOut..], all[..heldOut]);
     }
 
-    /// <summary>Writes <c>train.jsonl</c> and <c>valid.jsonl</c> (<c>{"text": …}</c> per line) into a directory.</summary>
+    /// <summary>Writes <c>train.jsonl</c> and <c>valid.jsonl</c> (<c>{"text": "12+35=47"}</c> per line) into a directory.</summary>
     /// <returns>The paths of the two files.</returns>
-    public (string Train, string Valid) WriteJsonl(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        var train = Path.Combine(directory, "train.jsonl");
-        var valid = Path.Combine(directory, "valid.jsonl");
-        WriteLines(train, Train);
-        WriteLines(valid, HeldOut);
-        return (train, valid);
-    }
+    public (string Train, string Valid) WriteJsonl(string directory) =>
+        WriteSplits(directory, p => $"{{\"text\":\"{p.Text}\"}}");
+
+    /// <summary>
+    /// Writes <c>train.jsonl</c> and <c>valid.jsonl</c> as prompt/completion records (<c>{"prompt": "12+35=",
+    /// "completion": "47"}</c> per line), for training and scoring on the answers only (<c>--task completion</c>).
+    /// </summary>
+    /// <returns>The paths of the two files.</returns>
+    public (string Train, string Valid) WriteCompletionJsonl(string directory) =>
+        WriteSplits(directory, p => $"{{\"prompt\":\"{p.Prompt}\",\"completion\":\"{p.Answer}\"}}");
 
     /// <summary>
     /// Writes a character-level tokenizer (<c>tokenizer.json</c>, a BPE model with no merges, and
@@ -132,12 +133,23 @@ public sealed class ArithmeticCorpus
     /// <summary>The vocabulary size of <see cref="WriteCharacterTokenizer"/>'s tokenizer.</summary>
     public static int CharacterVocabularySize => 4 + Alphabet.Length;
 
-    private static void WriteLines(string path, IEnumerable<ArithmeticProblem> problems)
+    // The corpus alphabet needs no JSON escaping, so records are written as they are.
+    private (string Train, string Valid) WriteSplits(string directory, Func<ArithmeticProblem, string> record)
+    {
+        Directory.CreateDirectory(directory);
+        var train = Path.Combine(directory, "train.jsonl");
+        var valid = Path.Combine(directory, "valid.jsonl");
+        WriteLines(train, Train, record);
+        WriteLines(valid, HeldOut, record);
+        return (train, valid);
+    }
+
+    private static void WriteLines(string path, IEnumerable<ArithmeticProblem> problems, Func<ArithmeticProblem, string> record)
     {
         var text = new StringBuilder();
         foreach (var p in problems)
         {
-            text.Append("{\"text\":\"").Append(p.Text).Append("\"}\n");
+            text.Append(record(p)).Append('\n');
         }
 
         File.WriteAllText(path, text.ToString());

@@ -29,6 +29,32 @@ public class ArithmeticCorpusTests
         Assert.Equal(expected, new ArithmeticProblem(left, op, right).Text);
 
     [Fact]
+    public async Task CompletionJsonl_HoldsEachSplitAsPromptCompletionRecordsInOrder()
+    {
+        var corpus = ArithmeticCorpus.Generate(operandBound: 10, heldOutFraction: 0.2, seed: 1);
+        var dir = Directory.CreateTempSubdirectory("loqt-arith-").FullName;
+        try
+        {
+            var (train, valid) = corpus.WriteCompletionJsonl(dir);
+            foreach (var (file, problems) in new[] { (train, corpus.Train), (valid, corpus.HeldOut) })
+            {
+                var records = File.ReadAllLines(file).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToArray();
+                Assert.Equal(problems.Select(p => (p.Prompt, p.Answer)),
+                    records.Select(r => (r.GetProperty("prompt").GetString()!, r.GetProperty("completion").GetString()!)));
+            }
+
+            ArithmeticCorpus.WriteCharacterTokenizer(dir);
+            var dataset = await TokenDataset.LoadAsync(valid, TokenizerLoader.FromDirectory(dir), new TokenDatasetOptions { SequenceLength = 16, Pack = false });
+            Assert.Equal(DatasetRecordKind.PromptCompletion, dataset.Kind);
+            Assert.Equal(corpus.HeldOut.Count, dataset.Count);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void CharacterTokenizer_EncodesOneIdPerCharacterAndDecodesBack()
     {
         var dir = Directory.CreateTempSubdirectory("loqt-arith-").FullName;
