@@ -56,7 +56,11 @@ public sealed class FrozenMatrix : IDisposable
     public static FrozenMatrix Create(Tensor values, bool quantize, int blockSize, bool doubleQuant, ScalarType denseDType) =>
         quantize ? FromQuantized(Nf4Tensor.Quantize(values.detach(), blockSize, doubleQuant)) : FromDense(values, denseDType);
 
-    /// <summary>The values as a new tensor of <paramref name="dtype"/> (the caller disposes it).</summary>
+    /// <summary>
+    /// The values as a tensor of <paramref name="dtype"/> (the caller disposes it): new storage when quantized or
+    /// converted, but for a dense matrix already of <paramref name="dtype"/> a tensor sharing the stored matrix's
+    /// storage, which callers must not modify.
+    /// </summary>
     /// <param name="dtype">The dtype wanted.</param>
     public Tensor Values(ScalarType dtype)
     {

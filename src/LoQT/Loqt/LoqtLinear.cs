@@ -114,6 +114,9 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     /// <summary>Whether backward is collecting the full gradient for a re-initialization.</summary>
     public bool IsArmed => armedMicroBatchesLeft > 0;
 
+    /// <summary>Whether the layer holds a full-size [out, in] gradient now (only between armed micro-batches).</summary>
+    internal bool HoldsFullGradient => fullGradient is not null;
+
     /// <summary>Where B's gradients and re-initializations are reported (an optimizer); null for plain autograd.</summary>
     public IParameterUpdateSink? UpdateSink { get; set; }
 
@@ -190,8 +193,8 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var merged = weight.Values(ScalarType.Float32);
-        merged = merged.add_(LowRankProduct());
+        // Out of place: a dense fp32 W's Values share its storage.
+        var merged = weight.Values(ScalarType.Float32).add(LowRankProduct());
         return merged.to(dtype).MoveToOuterDisposeScope();
     }
 

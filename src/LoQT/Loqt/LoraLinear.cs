@@ -113,8 +113,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var merged = weight.Values(ScalarType.Float32);
-        merged = merged.add_(loraB.detach().to(ScalarType.Float32).matmul(loraA.detach().to(ScalarType.Float32)), Alpha);
+        // Out of place: a dense fp32 W's Values share its storage.
+        var merged = weight.Values(ScalarType.Float32).add(loraB.detach().to(ScalarType.Float32).matmul(loraA.detach().to(ScalarType.Float32)), Alpha);
         return merged.to(dtype).MoveToOuterDisposeScope();
     }
 
