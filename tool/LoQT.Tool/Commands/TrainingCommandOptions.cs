@@ -161,7 +161,7 @@ internal sealed class TrainingCommandOptions
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or NotSupportedException or InvalidOperationException or UnauthorizedAccessException)
         {
-            error.WriteLine("error: " + (Environment.GetEnvironmentVariable("LOQT_DEBUG") == "1" ? e.ToString() : e.Message));
+            error.WriteLine("error: " + CliErrorMessage.For(e));
             return 1;
         }
     }
