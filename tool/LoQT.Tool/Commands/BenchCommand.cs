@@ -9,5 +9,6 @@ internal static class BenchCommand
         new("bench", "Measure the speed of LoQT's building blocks on this machine.")
         {
             BenchNf4Command.Create(),
+            BenchTrainCommand.Create(),
         };
 }
