@@ -164,8 +164,7 @@ public static class Trainer
                 var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
                 var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
                 var labels = tensor(batch.Labels, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
-                var output = model.Forward(ids, mask, labels);
-                var loss = output.Loss!;
+                var loss = model.NextTokenLoss(ids, mask, labels);
                 timings["forward"] += watch.Elapsed.TotalSeconds;
                 watch.Restart();
                 (options.GradientAccumulation > 1 ? loss / options.GradientAccumulation : loss).backward();
