@@ -73,6 +73,32 @@ public sealed class LinearCrossEntropyTests
     }
 
     [Fact]
+    public void ForwardAndBackward_LeaveNoTensorAlive()
+    {
+        // Regression: the gradients computed in forward were kept as saved variables whose managed handles were never
+        // disposed, so every training step left a weight-sized tensor for the GC (RSS grew ~15 MiB per 9m step).
+        var (h, w, targets) = Problem(ScalarType.Float32);
+        var hr = h.requires_grad_(true);
+        var wr = new Parameter(w);
+        Step();
+        hr.grad = null;
+        wr.grad = null;
+        var before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+
+        Step();
+        hr.grad = null;
+        wr.grad = null;
+
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+
+        void Step()
+        {
+            using var scope = NewDisposeScope();
+            LinearCrossEntropy.Apply(hr, wr, targets).backward();
+        }
+    }
+
+    [Fact]
     public void AllTargetsIgnored_GiveNaNForTheMeanAndZeroForTheSum()
     {
         using var scope = NewDisposeScope();

@@ -83,7 +83,7 @@ internal sealed record LinearCrossEntropySettings(nn.Reduction Reduction, Func<T
 internal sealed class LinearCrossEntropyFunction : autograd.SingleTensorFunction<LinearCrossEntropyFunction>
 {
     private const string SettingsKey = "settings";
-    private const string HasKey = "has";
+    private const string GradientsKey = "gradients";
 
     /// <inheritdoc/>
     public override string Name => nameof(LinearCrossEntropyFunction);
@@ -139,20 +139,10 @@ internal sealed class LinearCrossEntropyFunction : autograd.SingleTensorFunction
         }
 
         var loss = (settings.Reduction == nn.Reduction.Mean ? total / scored : total).to(ScalarType.Float32).squeeze();
+        // Held by a managed object, not save_for_backward: these are results, not inputs, and backward disposes them
+        // (saved variables would leave their managed handles, and so their memory, alive until a GC).
         ctx.save_data(SettingsKey, settings);
-        ctx.save_data(HasKey, new[] { gradH is not null, gradW is not null });
-        var saved = new List<Tensor>();
-        if (gradH is not null)
-        {
-            saved.Add(gradH.DetachFromDisposeScope());
-        }
-
-        if (gradW is not null)
-        {
-            saved.Add(gradW.to(w.dtype).DetachFromDisposeScope());
-        }
-
-        ctx.save_for_backward(saved);
+        ctx.save_data(GradientsKey, new PrecomputedGradients(gradH?.DetachFromDisposeScope(), gradW?.to(w.dtype).DetachFromDisposeScope()));
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -160,32 +150,35 @@ internal sealed class LinearCrossEntropyFunction : autograd.SingleTensorFunction
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         var settings = (LinearCrossEntropySettings)ctx.get_data(SettingsKey);
-        var has = (bool[])ctx.get_data(HasKey);
-        var saved = ctx.get_saved_variables();
-        Tensor? gradH = null, gradW = null;
-        var next = 0;
-        if (has[0])
+        using var saved = (PrecomputedGradients)ctx.get_data(GradientsKey);
+        var gradH = saved.Hidden?.mul(grad_output.to(saved.Hidden.dtype));
+        var gradW = saved.Weight?.mul(grad_output.to(saved.Weight.dtype));
+        if (gradW is not null && settings.RouteWeightGradient is { } route)
         {
-            gradH = saved[next++].mul(grad_output.to(saved[0].dtype));
-        }
-
-        if (has[1])
-        {
-            var w = saved[next];
-            gradW = w.mul(grad_output.to(w.dtype));
-            if (settings.RouteWeightGradient is { } route)
+            var routed = route(gradW);
+            if (!ReferenceEquals(routed, gradW))
             {
-                var routed = route(gradW);
-                if (!ReferenceEquals(routed, gradW))
-                {
-                    gradW.Dispose();
-                }
-
-                gradW = routed;
+                gradW.Dispose();
             }
+
+            gradW = routed;
         }
 
         grad_output.Dispose();
         return [gradH!, gradW!, null!, null!];
+    }
+}
+
+/// <summary>The gradients of h and W per unit of incoming gradient, from forward to backward (disposed by backward).</summary>
+internal sealed class PrecomputedGradients(Tensor? hidden, Tensor? weight) : IDisposable
+{
+    public Tensor? Hidden { get; } = hidden;
+
+    public Tensor? Weight { get; } = weight;
+
+    public void Dispose()
+    {
+        Hidden?.Dispose();
+        Weight?.Dispose();
     }
 }
