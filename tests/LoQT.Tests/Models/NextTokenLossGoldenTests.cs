@@ -6,8 +6,6 @@ namespace LoQT.Tests.Models;
 /// <summary>The fused next-token loss (what training and evaluation use) against transformers' loss and gradients.</summary>
 public sealed class NextTokenLossGoldenTests
 {
-    public static TheoryData<string> Fixtures => new() { "tiny-llama", "tiny-llama3-gqa", "tiny-llama-sharded" };
-
     private static readonly LlamaLoadOptions TrainableF32 = new()
     {
         LinearFactory = new DenseLinearFactory(trainable: true),
@@ -15,7 +13,7 @@ public sealed class NextTokenLossGoldenTests
     };
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(LlamaGoldenTests.Fixtures), MemberType = typeof(LlamaGoldenTests))]
     public void Loss_MatchesTransformers(string fixture)
     {
         using var golden = new GoldenFixture(fixture);
@@ -29,7 +27,7 @@ public sealed class NextTokenLossGoldenTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(LlamaGoldenTests.Fixtures), MemberType = typeof(LlamaGoldenTests))]
     public void SumReduction_IsTheMeanTimesTheScoredTokens(string fixture)
     {
         using var golden = new GoldenFixture(fixture);
@@ -42,7 +40,7 @@ public sealed class NextTokenLossGoldenTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(LlamaGoldenTests.Fixtures), MemberType = typeof(LlamaGoldenTests))]
     public void Gradients_MatchTransformers(string fixture)
     {
         // tiny-llama3-gqa ties lm_head to the embedding: its gradient sums the head's (fused) and the embedding's parts.
