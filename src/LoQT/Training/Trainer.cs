@@ -167,6 +167,7 @@ public static class Trainer
                 var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
                 var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
                 var labels = tensor(batch.Labels, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
+                // The fused head + loss also computes its own gradients here, so "forward" includes that part of backward.
                 var loss = model.NextTokenLoss(ids, mask, labels);
                 timings["forward"] += watch.Elapsed.TotalSeconds;
                 watch.Restart();

@@ -36,10 +36,10 @@ internal static class BenchTrainCommand
 
     public static Command Create()
     {
-        var config = new Option<string>("--config") { Description = $"Model shape: a preset ({string.Join(", ", LlamaPresets.Names)}) or a config.json file. Default: 9m (20m is the next size).", DefaultValueFactory = _ => "9m" };
+        var config = new Option<string>("--config") { Description = $"Model shape: a preset ({string.Join(", ", LlamaPresets.Names)}) or a config.json file (20m is the next size up).", DefaultValueFactory = _ => "9m" };
         var data = new Option<string?>("--data") { Description = "Directory with train.jsonl and valid.jsonl. Default: shared/data/nlp-corpus beside the checkout (or under $LOQT_SHARED)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer directory. Default: shared/fixtures/tokenizers/sp-bpe-32k beside the checkout (or under $LOQT_SHARED)." };
-        var methods = new Option<string>("--methods") { Description = $"Comma-separated methods to compare ({string.Join(", ", LoqtMethodNames.All)}); ratios are to full, which always runs first. Default: {string.Join(",", DefaultMethods)}.", DefaultValueFactory = _ => string.Join(",", DefaultMethods) };
+        var methods = new Option<string>("--methods") { Description = $"Comma-separated methods to compare ({string.Join(", ", LoqtMethodNames.All)}); ratios are to full, which always runs first.", DefaultValueFactory = _ => string.Join(",", DefaultMethods) };
         var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (800 x 2048 tokens: 0.8 epoch of nlp-corpus).", DefaultValueFactory = _ => 800 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => 8 };
         var gradAccum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
@@ -49,11 +49,11 @@ internal static class BenchTrainCommand
         var updateInterval = new Option<int?>("--update-interval") { Description = "First gap T between merges. Default: steps / 10 (at least 5): about ten merges in the run." };
         var growth = new Option<double>("--interval-growth") { Description = "Growth ψ of the exponential merge schedule.", DefaultValueFactory = _ => 1.2 };
         var ecIterations = new Option<int>("--ec-iterations") { Description = "Error-compensation iterations.", DefaultValueFactory = _ => 5 };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate of the low-rank methods (loqt, loqt-nq, lora, galore).", DefaultValueFactory = _ => 0.01 };
-        var lrFull = new Option<double>("--lr-full") { Description = "Peak learning rate of full-rank training.", DefaultValueFactory = _ => 0.001 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate of the low-rank methods (loqt, loqt-nq, lora, galore): the paper's LoQT rate.", DefaultValueFactory = _ => 0.01 };
+        var lrFull = new Option<double>("--lr-full") { Description = "Peak learning rate of full-rank training: the GaLore/LoQT papers' full-rank baseline.", DefaultValueFactory = _ => 0.001 };
         var warmup = new Option<int?>("--warmup") { Description = "Linear warmup steps. Default: 10% of the steps." };
         var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Gradient clipping (global 2-norm); 0: off, as in the paper.", DefaultValueFactory = _ => 0.0 };
-        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: bf16 (the paper's) or fp32. Default: bf16.", DefaultValueFactory = _ => "bf16" };
+        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: bf16 (the paper's) or fp32.", DefaultValueFactory = _ => "bf16" };
         dtype.AcceptOnlyFromAmong("bf16", "fp32");
         var evalLines = new Option<int>("--eval-lines") { Description = "Validation lines scored at the end (0: all of valid.jsonl).", DefaultValueFactory = _ => 0 };
         var seed = new Option<long>("--seed") { Description = "Seed of initialization and data order (the same for every method).", DefaultValueFactory = _ => 0 };
