@@ -114,6 +114,9 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     /// <summary>Whether backward is collecting the full gradient for a re-initialization.</summary>
     public bool IsArmed => armedMicroBatchesLeft > 0;
 
+    /// <summary>Whether the layer holds a full-size [out, in] gradient now (only between armed micro-batches).</summary>
+    internal bool HoldsFullGradient => fullGradient is not null;
+
     /// <summary>Where B's gradients and re-initializations are reported (an optimizer); null for plain autograd.</summary>
     public IParameterUpdateSink? UpdateSink { get; set; }
 

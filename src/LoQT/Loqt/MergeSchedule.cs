@@ -56,7 +56,7 @@ public sealed record MergeSchedule
 
         if (maxGap is < 1)
         {
-            throw new ArgumentOutOfRangeException("max-interval", maxGap, $"max-interval must be at least 1; got {maxGap}.");
+            throw new ArgumentOutOfRangeException("max-gap", maxGap, $"max-gap must be at least 1; got {maxGap}.");
         }
 
         Kind = kind;

@@ -8,7 +8,7 @@ namespace LoQT.Loqt;
 /// A trainable dense linear layer, y = x·Wᵀ (+ bias), for the <c>full</c> and <c>galore</c> methods and for layers a
 /// method does not target. Its weight gradient goes to <see cref="UpdateSink"/> as soon as it is computed, when set.
 /// </summary>
-public sealed class TrainableDenseLinear : nn.Module<Tensor, Tensor>, IDenseLinearHost
+public sealed class TrainableDenseLinear : nn.Module<Tensor, Tensor>, IDenseLinearHost, LoQT.Models.Llama.IDenseWeightLinear
 {
     private readonly BackwardResultRelease release;
     private readonly ScalarType dtype;
@@ -55,6 +55,9 @@ public sealed class TrainableDenseLinear : nn.Module<Tensor, Tensor>, IDenseLine
     /// <summary>The trainable bias, or null.</summary>
     public Parameter? Bias => bias;
 
+    /// <inheritdoc/>
+    public bool HasBias => bias is not null;
+
     /// <summary>Where gradients are reported for per-layer updates; null for plain autograd.</summary>
     public IParameterUpdateSink? UpdateSink { get; set; }
 
@@ -80,6 +83,9 @@ public sealed class TrainableDenseLinear : nn.Module<Tensor, Tensor>, IDenseLine
         return y.MoveToOuterDisposeScope();
     }
 
-    Tensor? IDenseLinearHost.RouteWeightGradient(Tensor gradient) =>
+    Tensor? IDenseLinearHost.RouteWeightGradient(Tensor gradient) => RouteWeightGradient(gradient);
+
+    /// <inheritdoc/>
+    public Tensor? RouteWeightGradient(Tensor gradient) =>
         UpdateSink?.TryConsumeGradient(weight, gradient) == true ? null : gradient;
 }

@@ -374,6 +374,9 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
         {
             var shape = parameter.shape;
             var side = ProjectionSides.For(shape[1], shape[0]);
+            // The projection is refreshed at the schedule's optimizer steps. (The reference's GaLoreProjector tests
+            // iter % gap == 0 on the parameter's own step count, switching the gap to each listed step as it is reached
+            // for non-static schedules; for the static schedule that is the same list.)
             if (slot.Projection is null || galore.Schedule.IsUpdateStep(StepCount))
             {
                 slot.Projection?.Dispose();

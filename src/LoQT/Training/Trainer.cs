@@ -14,8 +14,11 @@ namespace LoQT.Training;
 /// <remarks>
 /// A re-initialization step (the merge schedule's steps, step 0 first) arms every LoQT layer; each one computes its
 /// full gradient inside backward, merges, takes a new P by SVD and chooses B by error compensation, then frees the
-/// gradient. As in the reference, that step applies no optimizer update to any parameter, and B's optimizer state
-/// restarts. Cancellation is checked between steps: a cancelled run saves a checkpoint and returns.
+/// gradient. That step applies no optimizer update to any parameter, as design.md specifies, and B's optimizer state
+/// restarts. (The reference, sebulo/LoQT, differs in two ways: it zeroes only the adapted layers' gradients, so its
+/// embeddings, norms and lm_head still update at that step; and it still calls the optimizer step with B's zeroed
+/// gradient and kept Adam state, which moves the new B along the old subspace's momentum. Restarting B's state is the
+/// issue's choice.) Cancellation is checked between steps: a cancelled run saves a checkpoint and returns.
 /// </remarks>
 public static class Trainer
 {
@@ -164,8 +167,8 @@ public static class Trainer
                 var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
                 var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
                 var labels = tensor(batch.Labels, [batch.BatchSize, batch.SequenceLength], ScalarType.Int64, run.Device);
-                var output = model.Forward(ids, mask, labels);
-                var loss = output.Loss!;
+                // The fused head + loss also computes its own gradients here, so "forward" includes that part of backward.
+                var loss = model.NextTokenLoss(ids, mask, labels);
                 timings["forward"] += watch.Elapsed.TotalSeconds;
                 watch.Restart();
                 (options.GradientAccumulation > 1 ? loss / options.GradientAccumulation : loss).backward();

@@ -10,5 +10,6 @@ internal static class BenchCommand
         {
             BenchNf4Command.Create(),
             BenchLoadCommand.Create(),
+            BenchTrainCommand.Create(),
         };
 }

@@ -34,7 +34,7 @@ internal sealed class TrainingCommandOptions
     public Option<long> Warmup { get; } = new("--warmup") { Description = "Linear warmup steps.", DefaultValueFactory = _ => 0 };
     public Option<string> LrSchedule { get; } = Choice("--lr-schedule", "cosine", "Learning-rate schedule after warmup.", "cosine", "linear", "constant");
     public Option<double> WeightDecay { get; } = new("--weight-decay") { Description = "Decoupled weight decay (matrices only).", DefaultValueFactory = _ => 0.0 };
-    public Option<double> MaxGradNorm { get; } = new("--max-grad-norm") { Description = "Clip gradients to this global 2-norm (0: off).", DefaultValueFactory = _ => Defaults.MaxGradNorm };
+    public Option<double> MaxGradNorm { get; } = new("--max-grad-norm") { Description = "Clip gradients to this global 2-norm (0: off; the reference's pretraining scripts do not clip). With --per-layer each parameter's gradient is clipped on its own.", DefaultValueFactory = _ => Defaults.MaxGradNorm };
     public Option<long> Steps { get; } = new("--steps") { Description = "Optimizer steps to train.", DefaultValueFactory = _ => Defaults.Steps };
     public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.BatchSize };
     public Option<int> GradAccum { get; } = new("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
@@ -161,7 +161,7 @@ internal sealed class TrainingCommandOptions
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or NotSupportedException or InvalidOperationException or UnauthorizedAccessException)
         {
-            error.WriteLine("error: " + (Environment.GetEnvironmentVariable("LOQT_DEBUG") == "1" ? e.ToString() : e.Message));
+            error.WriteLine("error: " + CliErrorMessage.For(e));
             return 1;
         }
     }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace LoQT.Models.Llama;
 
 /// <summary>A plain linear layer <c>y = x·Wᵀ + b</c> whose weight is a parameter in the compute dtype (trainable or frozen).</summary>
-public sealed class DenseLinear : nn.Module<Tensor, Tensor>
+public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IDenseWeightLinear
 {
     private readonly Parameter _weight;
     private readonly Parameter? _bias;
@@ -38,6 +38,12 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>
 
     /// <summary>The bias, <c>[out]</c>, or <c>null</c>.</summary>
     public Parameter? Bias => _bias;
+
+    /// <inheritdoc/>
+    public bool HasBias => _bias is not null;
+
+    /// <inheritdoc/>
+    public Tensor? RouteWeightGradient(Tensor gradient) => gradient;
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input) => nn.functional.linear(input, _weight, _bias);

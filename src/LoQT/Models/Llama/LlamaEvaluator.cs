@@ -62,11 +62,7 @@ public static class LlamaEvaluator
         var ids = torch.tensor(batch.InputIds, shape);
         var mask = torch.tensor(batch.AttentionMask, shape).to(model.Device);
         var labels = torch.tensor(batch.Labels, shape).to(model.Device);
-        using var output = model.Forward(ids, batch.AttentionMask.All(m => m == 1) ? null : mask);
-        var length = batch.SequenceLength;
-        var vocab = output.Logits.shape[2];
-        var predicted = output.Logits.narrow(1, 0, length - 1).to(ScalarType.Float32).reshape(-1, vocab);
-        var next = labels.narrow(1, 1, length - 1).reshape(-1);
-        return nn.functional.cross_entropy(predicted, next, ignore_index: TokenBatch.IgnoreIndex, reduction: nn.Reduction.Sum).to(ScalarType.Float64).item<double>();
+        using var sum = model.NextTokenLoss(ids, batch.AttentionMask.All(m => m == 1) ? null : mask, labels, nn.Reduction.Sum);
+        return sum.to(ScalarType.Float64).item<double>();
     }
 }

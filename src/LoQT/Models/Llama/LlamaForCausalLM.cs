@@ -162,6 +162,52 @@ public sealed class LlamaForCausalLM : nn.Module
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// The next-token loss of <see cref="Forward"/> with labels (logits at t against labels at t + 1, <c>-100</c> taking
+    /// no loss), computed without the logits: the output head and the cross-entropy run fused over row chunks
+    /// (<see cref="LinearCrossEntropy"/>), so the <c>[B, T, vocab]</c> logits and their gradient never exist. What
+    /// training and evaluation use. Heads that are not a bias-free dense weight take the unfused path.
+    /// </summary>
+    /// <param name="inputIds">Token ids <c>[B, T]</c>.</param>
+    /// <param name="attentionMask"><c>[B, T]</c>, 1 for real tokens and 0 for padding; <c>null</c> when every token is real.</param>
+    /// <param name="labels"><c>[B, T]</c> targets, unshifted, as for <see cref="Forward"/>.</param>
+    /// <param name="reduction">Mean over the scored tokens (the training loss) or their sum (for evaluation over many batches).</param>
+    /// <returns>An F32 scalar.</returns>
+    public Tensor NextTokenLoss(Tensor inputIds, Tensor? attentionMask, Tensor labels, nn.Reduction reduction = nn.Reduction.Mean)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (inputIds.ndim != 2 || labels.ndim != 2 || labels.shape[0] != inputIds.shape[0] || labels.shape[1] != inputIds.shape[1])
+        {
+            throw new ArgumentException($"input_ids and labels must both be [batch, length], got [{string.Join(", ", inputIds.shape)}] and [{string.Join(", ", labels.shape)}]", nameof(labels));
+        }
+
+        using var scope = NewDisposeScope();
+        var ids = inputIds.to(ScalarType.Int64, Device);
+        var hidden = _model.Forward(ids, attentionMask, null, null);
+        var length = hidden.shape[1];
+        var targets = labels.to(ScalarType.Int64, Device).narrow(1, 1, length - 1).reshape(-1);
+        var (weight, route) = _lmHead switch
+        {
+            null => (_model.EmbedTokens.Weight, null),
+            IDenseWeightLinear { HasBias: false } dense when dense.Weight.dtype == hidden.dtype => (dense.Weight, dense.RouteWeightGradient),
+            _ => ((TorchSharp.Modules.Parameter?)null, (Func<Tensor, Tensor?>?)null),
+        };
+        Tensor loss;
+        if (weight is null)
+        {
+            var logits = _lmHead!.call(hidden).narrow(1, 0, length - 1).to(ScalarType.Float32);
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[2]), targets, ignore_index: -100, reduction: reduction);
+        }
+        else
+        {
+            var shifted = hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[2]);
+            loss = LinearCrossEntropy.Apply(shifted, weight, targets, reduction, route);
+        }
+
+        return loss.MoveToOuterDisposeScope();
+    }
+
     /// <summary>Mean next-token cross-entropy in F32: logits at t against labels at t + 1, ignoring <c>-100</c>.</summary>
     /// <param name="logits"><c>[B, T, vocab]</c>.</param>
     /// <param name="labels"><c>[B, T]</c>.</param>
