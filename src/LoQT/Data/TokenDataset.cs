@@ -164,6 +164,58 @@ public sealed class TokenDataset
         return new TokenDataset(path, first!.Kind, options, [.. tokens], lossMask?.ToArray(), starts?.ToArray(), documents, padId);
     }
 
+    /// <summary>
+    /// A packed dataset of token ids already in memory (pre-tokenized, every token a target), cut into blocks of
+    /// <see cref="TokenDatasetOptions.SequenceLength"/> like a packed file.
+    /// </summary>
+    /// <param name="tokens">The ids (copied).</param>
+    /// <param name="sequenceLength">Tokens per sequence, at least 2.</param>
+    /// <param name="source">What the tokens are, for logs (e.g. <c>random tokens</c>).</param>
+    /// <param name="padTokenId">The id that pads a short last batch.</param>
+    /// <exception cref="ArgumentException">No tokens, a negative id, or a sequence length below 2.</exception>
+    public static TokenDataset FromTokens(ReadOnlySpan<int> tokens, int sequenceLength, string source, int padTokenId = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 2);
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("A dataset needs at least one token.", nameof(tokens));
+        }
+
+        foreach (var id in tokens)
+        {
+            if (id < 0)
+            {
+                throw new ArgumentException($"Token ids must not be negative; got {id}.", nameof(tokens));
+            }
+        }
+
+        var options = new TokenDatasetOptions { SequenceLength = sequenceLength, Pack = true };
+        return new TokenDataset(source, DatasetRecordKind.PreTokenized, options, tokens.ToArray(), null, null, 1, padTokenId);
+    }
+
+    /// <summary>
+    /// <paramref name="sequences"/> sequences of uniformly random ids in [0, <paramref name="vocabularySize"/>) from a
+    /// seeded generator: data for measuring memory and speed, where what the tokens say does not matter.
+    /// </summary>
+    /// <param name="vocabularySize">Ids are below this.</param>
+    /// <param name="sequences">How many sequences.</param>
+    /// <param name="sequenceLength">Tokens per sequence.</param>
+    /// <param name="seed">The same seed gives the same tokens.</param>
+    public static TokenDataset RandomTokens(int vocabularySize, int sequences, int sequenceLength, int seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(vocabularySize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 2);
+        var random = new Random(seed);
+        var tokens = new int[checked(sequences * sequenceLength)];
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            tokens[i] = random.Next(vocabularySize);
+        }
+
+        return FromTokens(tokens, sequenceLength, $"{sequences} x {sequenceLength} random tokens (seed {seed})");
+    }
+
     /// <summary>Sequence <paramref name="index"/> (0 ≤ index &lt; <see cref="Count"/>).</summary>
     public TokenSequence GetSequence(int index)
     {

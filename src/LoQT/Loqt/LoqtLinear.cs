@@ -120,9 +120,16 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     /// <summary>Where B's gradients and re-initializations are reported (an optimizer); null for plain autograd.</summary>
     public IParameterUpdateSink? UpdateSink { get; set; }
 
+    /// <summary>Where the time of dequantization, full gradients, SVD and error compensation goes; null times nothing.</summary>
+    public ITimingSink? TimingSink { get; set; }
+
     BackwardResultRelease ILowRankLinearHost.Release => release;
 
     bool ILowRankLinearHost.CollectsFullGradient => IsArmed;
+
+    // A quantized P is dequantized again in backward rather than saved: saved, every layer's dequantized copy would stay
+    // alive from its forward to its backward (for 7b at rank 1024, 1.75 GiB of bf16 P).
+    int ILowRankLinearHost.RebuiltFactor => !projection.IsQuantized ? -1 : Side == ProjectionSide.Left ? 0 : 1;
 
     /// <summary>
     /// Makes the next <paramref name="microBatches"/> backward passes collect this layer's full gradient and, after the
@@ -176,7 +183,7 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
         using var scope = NewDisposeScope();
         var dtype = options.ComputeDType;
         var x = input.dtype == dtype ? input : input.to(dtype);
-        var p = projection.Values(dtype);
+        var p = Dequantized(projection, dtype);
         var (left, right) = Side == ProjectionSide.Left ? (p, (Tensor)adapter) : (adapter, p);
         var y = LowRankLinearFunction.apply(x, left, right, this);
         if (bias is not null)
@@ -232,10 +239,13 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
         ReinitializeCore(gradient, ownsGradient: false);
     }
 
-    Tensor ILowRankLinearHost.BaseWeight(ScalarType dtype) => weight.Values(dtype);
+    Tensor ILowRankLinearHost.BaseWeight(ScalarType dtype) => Dequantized(weight, dtype);
+
+    Tensor ILowRankLinearHost.RebuildFactor(ScalarType dtype) => Dequantized(projection, dtype);
 
     void ILowRankLinearHost.AccumulateFullGradient(Tensor gradOutput, Tensor input)
     {
+        using var clock = StageClock.Measure(TimingSink, TimedStage.FullGradient);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var contribution = gradOutput.to(ScalarType.Float32).t().matmul(input.to(ScalarType.Float32));
@@ -290,12 +300,19 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
         base.Dispose(disposing);
     }
 
+    private Tensor Dequantized(FrozenMatrix matrix, ScalarType dtype)
+    {
+        using var clock = StageClock.Measure(matrix.IsQuantized ? TimingSink : null, TimedStage.Dequantize);
+        return matrix.Values(dtype);
+    }
+
     private void ReinitializeCore(Tensor gradient, bool ownsGradient)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var dtype = options.ComputeDType;
         Tensor pNew;
+        var svdClock = StageClock.Measure(TimingSink, TimedStage.Svd);
         try
         {
             // The SVD runs first so that G can be freed before the merged weight is built: peak is max(G + SVD, W + EC).
@@ -310,8 +327,11 @@ public sealed class LoqtLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
             {
                 gradient.Dispose();
             }
+
+            svdClock.Dispose();
         }
 
+        using var compensationClock = StageClock.Measure(TimingSink, TimedStage.ErrorCompensation);
         var merged = MergedWeight();
         var newProjection = FrozenMatrix.Create(pNew, options.QuantizeProjection, options.BlockSize, options.DoubleQuantization, dtype);
         pNew.Dispose();

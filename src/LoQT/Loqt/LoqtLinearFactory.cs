@@ -22,6 +22,7 @@ public sealed class LoqtLinearFactory
     private readonly Func<string, bool> isTarget;
     private readonly BackwardResultRelease release = new();
     private IParameterUpdateSink? updateSink;
+    private ITimingSink? timingSink;
 
     /// <summary>Creates the factory and checks the options.</summary>
     /// <param name="method">The training method.</param>
@@ -75,7 +76,24 @@ public sealed class LoqtLinearFactory
             updateSink = value;
             foreach (var layer in layers)
             {
-                SetSink(layer.Layer, value);
+                ApplySinks(layer.Layer);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Where every layer (made before or after) reports the time of dequantization, full gradients, SVD and error
+    /// compensation; null (the default) times nothing.
+    /// </summary>
+    public ITimingSink? TimingSink
+    {
+        get => timingSink;
+        set
+        {
+            timingSink = value;
+            foreach (var layer in layers)
+            {
+                ApplySinks(layer.Layer);
             }
         }
     }
@@ -131,10 +149,16 @@ public sealed class LoqtLinearFactory
                 LoqtMethod.Full => new TrainableDenseLinear(name, w, b, options.ComputeDType, release),
                 _ => CreateGaLoreLayer(name, w, b, options),
             };
-        SetSink(layer, updateSink);
+        ApplySinks(layer);
         layers.Add(new CreatedLinear(name, layer, targeted));
         return layer;
     }
+
+    /// <summary>
+    /// Frees the handles of the gradients the layers' last backward returned (kept until the next backward, see
+    /// <c>BackwardResultRelease</c>). Call it once a backward pass has completed.
+    /// </summary>
+    public void ReleaseBackwardResults() => release.ReleasePending();
 
     /// <summary>Arms every LoQT layer for a re-initialization at the coming optimizer step (see <see cref="LoqtLinear.ArmReinitialization"/>).</summary>
     /// <param name="microBatches">Micro-batches in that step.</param>
@@ -152,18 +176,19 @@ public sealed class LoqtLinearFactory
         return new TrainableDenseLinear(name, weight, bias, options.ComputeDType, release);
     }
 
-    private static void SetSink(nn.Module<Tensor, Tensor> layer, IParameterUpdateSink? sink)
+    // Gives a layer the factory's current update and timing sinks.
+    private void ApplySinks(nn.Module<Tensor, Tensor> layer)
     {
         switch (layer)
         {
             case LoqtLinear l:
-                l.UpdateSink = sink;
+                (l.UpdateSink, l.TimingSink) = (updateSink, timingSink);
                 break;
             case LoraLinear l:
-                l.UpdateSink = sink;
+                (l.UpdateSink, l.TimingSink) = (updateSink, timingSink);
                 break;
             case TrainableDenseLinear l:
-                l.UpdateSink = sink;
+                l.UpdateSink = updateSink;
                 break;
         }
     }

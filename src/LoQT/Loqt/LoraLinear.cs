@@ -83,9 +83,14 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     /// <summary>Where gradients are reported for per-layer updates; null for plain autograd.</summary>
     public IParameterUpdateSink? UpdateSink { get; set; }
 
+    /// <summary>Where the time of dequantizing W goes; null times nothing.</summary>
+    public ITimingSink? TimingSink { get; set; }
+
     BackwardResultRelease ILowRankLinearHost.Release => release;
 
     bool ILowRankLinearHost.CollectsFullGradient => false;
+
+    int ILowRankLinearHost.RebuiltFactor => -1;
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
@@ -111,7 +116,14 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILowRankLinearHost
     /// <param name="dtype">The dtype of the result.</param>
     public Tensor MergedWeight(ScalarType dtype = ScalarType.Float32) => AdapterMerge.LoraMerged(weight, loraA, loraB, Alpha, dtype);
 
-    Tensor ILowRankLinearHost.BaseWeight(ScalarType dtype) => weight.Values(dtype);
+    Tensor ILowRankLinearHost.BaseWeight(ScalarType dtype)
+    {
+        using var clock = StageClock.Measure(weight.IsQuantized ? TimingSink : null, TimedStage.Dequantize);
+        return weight.Values(dtype);
+    }
+
+    Tensor ILowRankLinearHost.RebuildFactor(ScalarType dtype) =>
+        throw new InvalidOperationException("LoRA saves both of its factors.");
 
     void ILowRankLinearHost.AccumulateFullGradient(Tensor gradOutput, Tensor input) =>
         throw new InvalidOperationException("LoRA layers never collect a full gradient.");

@@ -8,11 +8,15 @@ namespace LoQT.Loqt;
 /// the low-rank factors. Backward computes the input gradient through W and the low-rank path and the gradients of
 /// whichever factors require them; it never builds a full-size weight gradient unless the host is collecting one.
 /// </summary>
-/// <remarks>Arguments: x, L, R (tensors), then the <see cref="ILowRankLinearHost"/>.</remarks>
+/// <remarks>
+/// Arguments: x, L, R (tensors), then the <see cref="ILowRankLinearHost"/>. A factor the host can rebuild (a dequantized
+/// P, see <see cref="ILowRankLinearHost.RebuiltFactor"/>) is not saved for backward but asked for again there.
+/// </remarks>
 internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowRankLinearFunction>
 {
     private const string HostKey = "host";
     private const string NeedsKey = "needs";
+    private const string RebuiltKey = "rebuilt";
 
     /// <inheritdoc/>
     public override string Name => nameof(LowRankLinearFunction);
@@ -24,9 +28,11 @@ internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowR
         var left = (Tensor)vars[1];
         var right = (Tensor)vars[2];
         var host = (ILowRankLinearHost)vars[3];
-        ctx.save_for_backward([x, left, right]);
+        var rebuilt = host.RebuiltFactor;
+        ctx.save_for_backward(rebuilt switch { 0 => [x, right], 1 => [x, left], _ => [x, left, right] });
         ctx.save_data(HostKey, host);
         ctx.save_data(NeedsKey, new[] { x.requires_grad, left.requires_grad, right.requires_grad });
+        ctx.save_data(RebuiltKey, rebuilt);
 
         using var scope = NewDisposeScope();
         var inFeatures = x.shape[^1];
@@ -44,12 +50,19 @@ internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowR
     {
         var host = (ILowRankLinearHost)ctx.get_data(HostKey);
         var needs = (bool[])ctx.get_data(NeedsKey);
+        var rebuilt = (int)ctx.get_data(RebuiltKey);
         host.Release.ReleasePending();
         Tensor? gradX = null, gradLeft = null, gradRight = null;
         using (var scope = NewDisposeScope())
         {
             var saved = ctx.get_saved_variables();
-            var (x, left, right) = (saved[0], saved[1], saved[2]);
+            var x = saved[0];
+            var (left, right) = rebuilt switch
+            {
+                0 => (host.RebuildFactor(x.dtype), saved[1]),
+                1 => (saved[1], host.RebuildFactor(x.dtype)),
+                _ => (saved[1], saved[2]),
+            };
             var inFeatures = x.shape[^1];
             var outFeatures = grad_output.shape[^1];
             var g2 = grad_output.reshape(-1, outFeatures);

@@ -8,11 +8,25 @@ internal abstract class AdamMoments : IDisposable
     /// <summary>Updates taken since the state was created or reset.</summary>
     public long Step { get; set; }
 
+    /// <summary>Bytes of the moments' storage.</summary>
+    public abstract long StorageBytes { get; }
+
+    /// <summary>Starts one AdamW update: increments <see cref="Step"/>. Follow it with <see cref="ApplySlice"/> over every element.</summary>
+    public void BeginUpdate() => Step++;
+
     /// <summary>
-    /// One AdamW update of <paramref name="param"/> (fp32, updated in place) with gradient <paramref name="grad"/>
-    /// (fp32, same shape): decoupled decay, then the bias-corrected Adam step. Increments <see cref="Step"/>.
+    /// The update begun by <see cref="BeginUpdate"/> for elements [<paramref name="offset"/>, offset + n) of the flattened
+    /// parameter: <paramref name="param"/> (flat fp32, n elements, updated in place) with gradient <paramref name="grad"/>
+    /// (flat fp32, n elements): decoupled decay, then the bias-corrected Adam step. Elementwise, so updating a large
+    /// parameter slice by slice gives what one whole update gives, with scratch the size of a slice.
     /// </summary>
-    public abstract void Apply(Tensor param, Tensor grad, double lr, double weightDecay, AdamWOptions options);
+    /// <param name="param">The slice of the parameter.</param>
+    /// <param name="grad">The same slice of the gradient.</param>
+    /// <param name="offset">Where the slice starts in the flattened parameter (for blockwise-quantized moments, a multiple of their block size).</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="weightDecay">Decoupled weight decay.</param>
+    /// <param name="options">β1, β2, ε.</param>
+    public abstract void ApplySlice(Tensor param, Tensor grad, long offset, double lr, double weightDecay, AdamWOptions options);
 
     /// <summary>
     /// Updates the moments with <paramref name="grad"/> and returns the direction d (new tensor, fp32) such that the
@@ -73,24 +87,28 @@ internal sealed class Fp32AdamMoments : AdamMoments
         expAvgSq = zeros(shape, ScalarType.Float32, device).DetachFromDisposeScope(); // created inside the update's dispose scope, but lives as long as the optimizer
     }
 
-    public override void Apply(Tensor param, Tensor grad, double lr, double weightDecay, AdamWOptions options)
+    public override long StorageBytes => 2 * 4 * expAvg.numel();
+
+    public override void ApplySlice(Tensor param, Tensor grad, long offset, double lr, double weightDecay, AdamWOptions options)
     {
         using var scope = NewDisposeScope();
-        Step++;
+        var n = param.numel();
+        var m = expAvg.view(-1).narrow(0, offset, n);
+        var v = expAvgSq.view(-1).narrow(0, offset, n);
         if (weightDecay != 0)
         {
             param.mul_(1 - (lr * weightDecay));
         }
 
-        var (stepSize, denom) = UpdateMoments(grad, options, lr);
-        param.addcdiv_(expAvg, denom, -stepSize);
+        var (stepSize, denom) = UpdateMoments(m, v, grad, options, lr);
+        param.addcdiv_(m, denom, -stepSize);
     }
 
     public override Tensor Direction(Tensor grad, AdamWOptions options)
     {
         using var scope = NewDisposeScope();
         Step++;
-        var (scale, denom) = UpdateMoments(grad, options, 1.0);
+        var (scale, denom) = UpdateMoments(expAvg, expAvgSq, grad, options, 1.0);
         return (expAvg / denom).mul_(scale).MoveToOuterDisposeScope();
     }
 
@@ -116,7 +134,7 @@ internal sealed class Fp32AdamMoments : AdamMoments
 
     // PyTorch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
     // denom = exp_avg_sq.sqrt() / sqrt(bias_correction2) + eps; step_size = lr / bias_correction1.
-    private (double StepSize, Tensor Denominator) UpdateMoments(Tensor grad, AdamWOptions options, double lr)
+    private (double StepSize, Tensor Denominator) UpdateMoments(Tensor expAvg, Tensor expAvgSq, Tensor grad, AdamWOptions options, double lr)
     {
         expAvg.lerp_(grad, 1 - options.Beta1);
         expAvgSq.mul_(options.Beta2).addcmul_(grad, grad, 1 - options.Beta2);

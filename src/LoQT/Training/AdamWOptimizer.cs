@@ -33,6 +33,7 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
     private readonly List<Slot> slots = [];
     private readonly Dictionary<Parameter, Slot> byParameter = new(ReferenceEqualityComparer.Instance);
     private bool lastMicroBatch = true;
+    private bool discardThisStep;
     private bool disposed;
 
     /// <summary>Registers the parameters.</summary>
@@ -93,12 +94,23 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
     /// <summary>The registered parameters.</summary>
     public IReadOnlyList<TrainableParameter> Parameters { get; }
 
+    /// <summary>Bytes of optimizer state held now: the moments of every parameter that has them, and GaLore's projections.</summary>
+    public long StateBytes => slots.Sum(s => (s.Moments?.StorageBytes ?? 0) + (s.Projection is { } p ? p.numel() * p.ElementSize : 0));
+
     /// <summary>
     /// Says whether the coming backward is the last micro-batch of the current step (per-layer updates step then, and
     /// buffer the gradients of earlier micro-batches). Without gradient accumulation it need not be called.
     /// </summary>
     /// <param name="lastOfStep">True on the last micro-batch of the step.</param>
-    public void BeginMicroBatch(bool lastOfStep) => lastMicroBatch = lastOfStep;
+    /// <param name="discard">
+    /// The step applies no update (a re-initialization step): per-layer gradients are dropped as they arrive instead of
+    /// being buffered in fp32 (for 7b, lm_head's alone would hold 500 MiB through the whole backward).
+    /// </param>
+    public void BeginMicroBatch(bool lastOfStep, bool discard = false)
+    {
+        lastMicroBatch = lastOfStep;
+        discardThisStep = discard;
+    }
 
     /// <summary>
     /// Ends an optimizer step: updates every parameter that has a gradient and was neither updated per-layer nor
@@ -161,6 +173,7 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
         }
 
         lastMicroBatch = true;
+        discardThisStep = false;
         StepCount++;
         return totalNorm;
     }
@@ -209,7 +222,7 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        if (slot.SkipThisStep)
+        if (slot.SkipThisStep || discardThisStep)
         {
             return true;
         }
@@ -229,13 +242,17 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
         }
 
         var total = slot.PendingGradient is null ? gradient : slot.PendingGradient.add_(gradient);
+        var scale = 1.0;
         if (Options.MaxGradNorm > 0)
         {
-            total = total.to(ScalarType.Float32, copy: ReferenceEquals(total, gradient));
-            GradientClipping.ClipInPlace([total], Options.MaxGradNorm);
+            // Clipped as it is converted, slice by slice, rather than in an fp32 copy of the whole gradient: inside
+            // backward every activation is still alive, and lm_head's gradient alone is 131M elements for 7b.
+            var norm = GradientClipping.TotalNorm(Slices(total.reshape(-1), total.numel(), UpdateSliceElements).Select(s => s.Slice).ToArray());
+            var coefficient = Options.MaxGradNorm / (norm + 1e-6);
+            scale = coefficient < 1 ? coefficient : 1;
         }
 
-        Update(slot, total);
+        Update(slot, total, scale);
         slot.PendingGradient?.Dispose();
         slot.PendingGradient = null;
         slot.UpdatedThisStep = true;
@@ -357,45 +374,90 @@ public abstract class AdamWOptimizer : IParameterUpdateSink, IDisposable
             ? slot
             : throw new ArgumentException("The parameter is not registered with this optimizer.", nameof(parameter));
 
-    private void Update(Slot slot, Tensor gradient)
+    /// <summary>
+    /// Parameters are updated in slices of this many elements (a multiple of every moment store's block size), so an
+    /// update's fp32 scratch (gradient, parameter copy, dequantized moments, denominator) is a slice's worth, not about
+    /// 20 bytes per element of the largest parameter (the 7b embedding and lm_head have 131M elements each).
+    /// </summary>
+    public const long UpdateSliceElements = 1L << 21;
+
+    /// <summary>Where the time of parameter updates goes; null (the default) times nothing.</summary>
+    public ITimingSink? TimingSink { get; set; }
+
+    private static IEnumerable<(Tensor Slice, long Offset)> Slices(Tensor flat, long count, long size)
     {
+        if (count <= size)
+        {
+            yield return (flat, 0);
+            yield break;
+        }
+
+        for (long offset = 0; offset < count; offset += size)
+        {
+            yield return (flat.narrow(0, offset, Math.Min(size, count - offset)), offset);
+        }
+    }
+
+    private void Update(Slot slot, Tensor gradient, double gradientScale = 1)
+    {
+        using var clock = StageClock.Measure(TimingSink, TimedStage.Optimizer);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        if (slot.Spec.GaLore is { } galore)
+        {
+            UpdateGaLore(slot, galore, ScaledFp32(gradient, gradientScale));
+            return;
+        }
+
         var parameter = slot.Spec.Parameter;
-        var grad = gradient.to(ScalarType.Float32);
+        var weightDecay = slot.Spec.ApplyWeightDecay ? Options.WeightDecay : 0;
+        slot.Moments ??= CreateMoments(parameter.shape, parameter.device);
+        slot.Moments.BeginUpdate();
+        var flatGradient = gradient.reshape(-1);
+        foreach (var (slice, offset) in Slices(parameter.view(-1), parameter.numel(), UpdateSliceElements))
+        {
+            using var sliceScope = NewDisposeScope();
+            var grad = ScaledFp32(flatGradient.narrow(0, offset, slice.numel()), gradientScale);
+            var p32 = slice.dtype == ScalarType.Float32 ? slice : slice.to(ScalarType.Float32);
+            slot.Moments.ApplySlice(p32, grad, offset, LearningRate, weightDecay, Options);
+            if (!ReferenceEquals(p32, slice))
+            {
+                slice.copy_(p32);
+            }
+        }
+    }
+
+    // The gradient in fp32, times the clipping scale (a copy then, so that autograd's tensor is left as it is).
+    private static Tensor ScaledFp32(Tensor gradient, double scale) =>
+        scale == 1 ? gradient.to(ScalarType.Float32) : gradient.to(ScalarType.Float32, copy: true).mul_(scale);
+
+    private void UpdateGaLore(Slot slot, GaLoreSettings galore, Tensor grad)
+    {
+        var parameter = slot.Spec.Parameter;
         var weightDecay = slot.Spec.ApplyWeightDecay ? Options.WeightDecay : 0;
         var p32 = parameter.dtype == ScalarType.Float32 ? (Tensor)parameter : parameter.to(ScalarType.Float32);
-        if (slot.Spec.GaLore is not { } galore)
+        var shape = parameter.shape;
+        var side = ProjectionSides.For(shape[1], shape[0]);
+        // The projection is refreshed at the schedule's optimizer steps. (The reference's GaLoreProjector tests
+        // iter % gap == 0 on the parameter's own step count, switching the gap to each listed step as it is reached
+        // for non-static schedules; for the static schedule that is the same list.)
+        if (slot.Projection is null || galore.Schedule.IsUpdateStep(StepCount))
         {
-            slot.Moments ??= CreateMoments(parameter.shape, parameter.device);
-            slot.Moments.Apply(p32, grad, LearningRate, weightDecay, Options);
-        }
-        else
-        {
-            var shape = parameter.shape;
-            var side = ProjectionSides.For(shape[1], shape[0]);
-            // The projection is refreshed at the schedule's optimizer steps. (The reference's GaLoreProjector tests
-            // iter % gap == 0 on the parameter's own step count, switching the gap to each listed step as it is reached
-            // for non-static schedules; for the static schedule that is the same list.)
-            if (slot.Projection is null || galore.Schedule.IsUpdateStep(StepCount))
-            {
-                slot.Projection?.Dispose();
-                slot.Projection = GradientProjection.Compute(grad, galore.Rank, side, galore.Svd).DetachFromDisposeScope();
-            }
-
-            var p = slot.Projection;
-            var low = side == ProjectionSide.Left ? grad.matmul(p.t()) : p.t().matmul(grad);
-            slot.Moments ??= CreateMoments(low.shape, parameter.device);
-            var direction = slot.Moments.Direction(low, Options);
-            var back = side == ProjectionSide.Left ? direction.matmul(p) : p.matmul(direction);
-            if (weightDecay != 0)
-            {
-                p32.mul_(1 - (LearningRate * weightDecay));
-            }
-
-            p32.add_(back, -LearningRate * galore.Scale);
+            slot.Projection?.Dispose();
+            slot.Projection = GradientProjection.Compute(grad, galore.Rank, side, galore.Svd).DetachFromDisposeScope();
         }
 
+        var p = slot.Projection;
+        var low = side == ProjectionSide.Left ? grad.matmul(p.t()) : p.t().matmul(grad);
+        slot.Moments ??= CreateMoments(low.shape, parameter.device);
+        var direction = slot.Moments.Direction(low, Options);
+        var back = side == ProjectionSide.Left ? direction.matmul(p) : p.matmul(direction);
+        if (weightDecay != 0)
+        {
+            p32.mul_(1 - (LearningRate * weightDecay));
+        }
+
+        p32.add_(back, -LearningRate * galore.Scale);
         if (!ReferenceEquals(p32, parameter))
         {
             parameter.copy_(p32);

@@ -21,13 +21,22 @@ public sealed record MemoryBreakdown
     /// <summary>Optimizer moments of the trainable tensors (GaLore: in the projected space).</summary>
     public long OptimizerState { get; init; }
 
-    /// <summary>Tensors autograd keeps for backward, the loss's fp32 logits buffers, and one layer's backward transient.</summary>
+    /// <summary>
+    /// Tensors autograd keeps for backward and one layer's backward transient, plus the loss's fp32 logits buffers by
+    /// what they exceed <see cref="Gradients"/> and <see cref="Workspace"/> (they are freed before either exists).
+    /// </summary>
     public long Activations { get; init; }
 
     /// <summary>Short-lived buffers at the peak: one dequantized weight, or an optimizer step's temporaries.</summary>
     public long Workspace { get; init; }
 
-    /// <summary>At an update step (LoQT, GaLore): one layer's full gradient, its SVD workspace and error compensation.</summary>
+    /// <summary>
+    /// What an update step of the projection adds to the peak of an ordinary step. LoQT: at a re-initialization step
+    /// one layer's full gradient and SVD workspace, then its merge and error compensation, inside backward next to the
+    /// activations (not the loss's logits buffers, freed by then), while no gradient or optimizer scratch exists; only
+    /// what that exceeds an ordinary step's gradients and workspace counts here. GaLore: the SVD inside the optimizer
+    /// step, on top of everything else.
+    /// </summary>
     public long UpdateTransient { get; init; }
 
     /// <summary>Runtime and libtorch (CPU), or the CUDA context (GPU).</summary>

@@ -28,9 +28,10 @@ public sealed record MemoryCoefficients
 
     /// <summary>
     /// Whether the low-rank path saves its [tokens, rank] intermediate (x·Pᵀ, x·Bᵀ or x·Aᵀ) for backward, one per
-    /// adapted linear. True: the plain autograd formulation does; a custom function could recompute it.
+    /// adapted linear, as plain autograd would. False: <c>LowRankLinearFunction</c> saves only x and the trainable
+    /// factor, and recomputes the intermediate (and a quantized P) in backward.
     /// </summary>
-    public bool SaveLowRankIntermediate { get; init; } = true;
+    public bool SaveLowRankIntermediate { get; init; }
 
     /// <summary>
     /// fp32 buffers of [B, T, vocab] alive at the loss besides the compute-dtype logits: the log-probabilities that
@@ -78,7 +79,7 @@ public sealed record MemoryCoefficients
     /// Elements an optimizer step processes at once, which bounds its scratch; 0 means whole tensors. A step that
     /// walks a large tensor (the 131M-element embedding of 7b) in chunks keeps its scratch to the chunk's size.
     /// </summary>
-    public long OptimizerStepChunkElements { get; init; }
+    public long OptimizerStepChunkElements { get; init; } = AdamWOptimizer.UpdateSliceElements;
 
     /// <summary>
     /// fp32 square matrices (k × k, k = the smaller side) of LAPACK workspace for the thin SVD of a gradient
@@ -89,8 +90,10 @@ public sealed record MemoryCoefficients
     public double SvdWorkspaceSquareMatrices { get; init; } = 5;
 
     /// <summary>
-    /// Full-size fp32 matrices alive during error compensation at an update step: the merged weight W, deq(Q) and
-    /// the residual W − deq(Q) (the next iterate W − α·BP reuses the residual's buffer).
+    /// Full-size fp32 matrices alive during an error-compensation iteration: the merged weight W, the residual
+    /// W − deq(Q) (formed in deq(Q)'s buffer) and the low-rank product α·B·P (which becomes the next W − α·B·P in
+    /// place); the error is summed in row slices and the previous iterate is freed once quantized
+    /// (<c>ErrorCompensation.Run</c>).
     /// </summary>
     public double ErrorCompensationMatrices { get; init; } = 3;
 
@@ -100,7 +103,7 @@ public sealed record MemoryCoefficients
     /// (165.0 MB peak RSS), then ≈ 12 to 15 MiB more on the first forward through real layer shapes (constant from
     /// T = 128 to 1024: kernel and thread caches). TorchSharp-cpu 0.107 (libtorch 2.10), x86-64 Debian 12.
     /// </summary>
-    public long CpuOverheadBytes { get; init; } = 176L << 20;
+    public long CpuOverheadBytes { get; init; } = 240L << 20;
 
     /// <summary>
     /// GPU memory taken besides tensors on CUDA: the CUDA context with libtorch's kernels, the cuBLAS workspace and

@@ -37,6 +37,15 @@ public sealed record MemoryPlanOptions
     /// <summary>Double quantization of the NF4 absmax values (8-bit, nested blocks of 256).</summary>
     public bool DoubleQuant { get; init; }
 
+    /// <summary>
+    /// How re-initializations (and GaLore) take P from a gradient: a full thin SVD (the reference; its LAPACK workspace
+    /// is the larger part of the update-step transient) or a randomized range finder. Default full.
+    /// </summary>
+    public LoQT.Loqt.SvdOptions Svd { get; init; } = LoQT.Loqt.SvdOptions.Full;
+
+    /// <summary>Error-compensation iterations at a re-initialization (0: B = 0, only W is requantized). Default 5.</summary>
+    public int ErrorCompensationIterations { get; init; } = 5;
+
     /// <summary>Where training runs: decides the framework overhead. Default CPU.</summary>
     public DeviceKind Device { get; init; } = DeviceKind.Cpu;
 

@@ -134,7 +134,7 @@ public sealed class MemoryPlanner
         var nonQuantized = s * model.NonLinearParameters;
 
         // Trainable tensors as (count, elements): gradients exist for these; optimizer state for `states`.
-        var trained = new List<(long Count, long Elements)>();
+        var trained = new List<(long Count, long Elements, bool IsAdapter)>();
         var states = new List<(long Count, long Elements)>();
         // What one optimizer step on a tensor holds at once besides its state (see the scratch coefficients).
         var stepScratchPerElement = options.Optimizer == OptimizerKind.AdamW8bit ? c.AdamW8bitStepScratchBytes : c.AdamWStepScratchBytes;
@@ -149,12 +149,12 @@ public sealed class MemoryPlanner
                 case TrainingMethod.Galore:
                     // Full-size gradient, state in the projected r × max(out, in) space; the step also writes the
                     // full-size update back (compute dtype).
-                    trained.Add((layers, l.Elements));
+                    trained.Add((layers, l.Elements, false));
                     states.Add((layers, r * l.Large));
                     stepScratch = Math.Max(stepScratch, stepScratchPerElement * Stepped(r * l.Large) + s * l.Elements);
                     break;
                 case TrainingMethod.Loqt or TrainingMethod.LoqtNq:
-                    Add(layers, r * l.Large, r * l.Large);
+                    Add(layers, r * l.Large, r * l.Large, isAdapter: true);
                     break;
                 case TrainingMethod.Lora:
                     Add(layers, r * l.In, r * l.In);
@@ -188,8 +188,8 @@ public sealed class MemoryPlanner
             ? states.Sum(t => t.Count * AdamW8bitStateBytes(t.Elements))
             : (long)Math.Ceiling(2 * c.AdamWMomentBytes * states.Sum(t => t.Count * t.Elements));
 
-        var activations = Activations(model, options, s, loqtFamily || method == TrainingMethod.Lora);
-        var updateTransient = UpdateTransient(model, options, s, quantizeW);
+        var (activations, logitsBuffers) = Activations(model, options, s, loqtFamily || method == TrainingMethod.Lora);
+        var projectionUpdate = UpdateTransient(model, options, s, quantizeW);
 
         // A forward or backward matmul on an NF4 weight dequantizes it into a compute-dtype copy, one layer at a time.
         var maxLinear = linears.Max(l => l.Elements);
@@ -200,7 +200,27 @@ public sealed class MemoryPlanner
         // backward has freed them, so its scratch only raises the peak by what it exceeds them.
         var workspace = options.PerLayerUpdates
             ? Math.Max(dequantize, step)
-            : Math.Max(dequantize, step - activations - updateTransient);
+            : Math.Max(dequantize, step - activations);
+
+        // LoQT re-initializes inside backward, where the loss's buffers are already freed and a re-initialization step
+        // keeps no gradient (per-layer gradients are dropped; otherwise only the non-adapter ones accumulate) and
+        // steps nothing: its peak is set against the ordinary step's, and only the excess counts.
+        // The loss's fp32 buffers are freed before backward reaches any parameter: they only count by what they exceed the
+        // gradients and update scratch that come after them.
+        var layerActivations = activations - logitsBuffers;
+        activations = layerActivations + Math.Max(0, logitsBuffers - (gradients + workspace));
+        long updateTransient;
+        if (loqtFamily)
+        {
+            var adapterGradients = s * trained.Where(t => t.IsAdapter).Sum(t => t.Count * t.Elements);
+            var gradientsThen = options.PerLayerUpdates ? 0 : (s * trainable) - adapterGradients;
+            var reinitialization = layerActivations + projectionUpdate + gradientsThen;
+            updateTransient = Math.Max(0, reinitialization - (activations + gradients + workspace));
+        }
+        else
+        {
+            updateTransient = projectionUpdate;
+        }
 
         var overhead = options.Device == DeviceKind.Cuda ? c.CudaOverheadBytes : c.CpuOverheadBytes;
 
@@ -218,9 +238,9 @@ public sealed class MemoryPlanner
             Overhead = overhead,
         });
 
-        void Add(long count, long gradientElements, long stateElements)
+        void Add(long count, long gradientElements, long stateElements, bool isAdapter = false)
         {
-            trained.Add((count, gradientElements));
+            trained.Add((count, gradientElements, isAdapter));
             states.Add((count, stateElements));
             stepScratch = Math.Max(stepScratch, stepScratchPerElement * Stepped(stateElements));
         }
@@ -251,7 +271,7 @@ public sealed class MemoryPlanner
     /// overhead). It holds only if the forward frees what autograd does not save, as PyTorch's reference counting
     /// does; in TorchSharp that means a dispose scope per layer, else every intermediate lives until the step ends.
     /// </summary>
-    private long Activations(ModelShape model, MemoryPlanOptions options, long s, bool lowRankPath)
+    private (long Total, long LogitsBuffers) Activations(ModelShape model, MemoryPlanOptions options, long s, bool lowRankPath)
     {
         var c = Coefficients;
         double h = model.HiddenSize;
@@ -269,18 +289,28 @@ public sealed class MemoryPlanner
         var lowRank = lowRankPath && c.SaveLowRankIntermediate ? model.LayerLinears.Count * (double)options.Rank.GetValueOrDefault() * s : 0;
         var perLayer = tokens * (2 * norm + attention + scores + mlp + lowRank);
 
-        var logits = tokens * model.VocabSize * (s + 4 * c.LogitsFp32Buffers);
-        var total = (model.NumHiddenLayers + c.TransientLayers) * perLayer + tokens * norm + logits;
-        return (long)Math.Ceiling(total);
+        // The compute-dtype logits are returned to the caller and live through backward; the fp32 buffers do not.
+        var logits = tokens * model.VocabSize * s;
+        var lossBuffers = tokens * model.VocabSize * 4 * c.LogitsFp32Buffers;
+        var total = (model.NumHiddenLayers + c.TransientLayers) * perLayer + tokens * norm + logits + lossBuffers;
+        return ((long)Math.Ceiling(total), (long)Math.Floor(lossBuffers));
     }
 
     /// <summary>
-    /// The extra memory of an update step, for the largest linear of a layer (m × n, k = min(m, n)): LoQT computes
-    /// that layer's full gradient (s·mn) and an fp32 copy for the SVD (4mn, none in fp32); the thin SVD destroys a
-    /// copy of its input (4mn) and returns U and Vᵀ (4k(m + n)) besides LAPACK's workspace; then, with W quantized,
-    /// error compensation holds a few full-size fp32 matrices. The gradient stays until the layer is done; SVD and
-    /// error compensation follow each other, so the larger of the two counts. GaLore's gradient already exists (it
-    /// is counted under gradients); it pays the fp32 copy and the SVD.
+    /// The extra memory of an update step, for the worst linear of a layer (m × n; k = min(m, n), L = max(m, n)), as
+    /// <c>LoqtLinear</c> re-initializes it inside backward, in two phases that follow each other:
+    /// <list type="number">
+    /// <item>Projection: the layer's full gradient G, accumulated in fp32 (4mn), and the SVD of the k × L matrix. A full
+    /// thin SVD copies its input (4mn), returns U and Vᵀ (4k(m + n)) and needs LAPACK's workspace
+    /// (<see cref="MemoryCoefficients.SvdWorkspaceSquareMatrices"/>·4k²). The randomized range finder with w = r +
+    /// oversampling columns holds the Gaussian test matrix, the last power iteration's L × w product, the w × L
+    /// projected matrix and its Vᵀ (4·4wL), the k × w bases (3·4wk) and the small SVD's workspace.</item>
+    /// <item>Merge and error compensation, after G is freed: the merged fp32 W (4mn) and, per iteration, the residual and
+    /// the low-rank product (<see cref="MemoryCoefficients.ErrorCompensationMatrices"/> fp32 matrices with W) plus the
+    /// NF4 codes of the iteration and of the best one, that iteration's B and the best B (fp32, r × L) and P with P⁺
+    /// (fp32, r × k); merging alone holds deq(W) and the product (8mn).</item>
+    /// </list>
+    /// GaLore's gradient already exists (counted under gradients): it pays an fp32 copy (none in fp32) and the SVD.
     /// </summary>
     private long UpdateTransient(ModelShape model, MemoryPlanOptions options, long s, bool quantizeW)
     {
@@ -291,15 +321,42 @@ public sealed class MemoryPlanner
 
         var c = Coefficients;
         var worst = 0.0;
+        double r = options.Rank.GetValueOrDefault();
         foreach (var l in model.LayerLinears)
         {
             double mn = l.Elements;
             double k = l.Small;
-            var gradient = options.Method == TrainingMethod.Galore ? 0 : s * mn;
-            var fp32Copy = s == 4 ? 0 : 4 * mn;
-            var svd = 4 * mn + 4 * k * ((double)l.Out + l.In) + 4 * c.SvdWorkspaceSquareMatrices * k * k;
-            var errorCompensation = options.Method == TrainingMethod.Loqt && quantizeW ? 4 * c.ErrorCompensationMatrices * mn : 0;
-            worst = Math.Max(worst, gradient + fp32Copy + Math.Max(svd, errorCompensation));
+            double large = l.Large;
+            double svd;
+            if (options.Svd.Kind == LoQT.Loqt.SvdKind.Randomized)
+            {
+                var w = Math.Min(r + options.Svd.Oversampling, k);
+                svd = (4 * 4 * w * large) + (3 * 4 * w * k) + (4 * c.SvdWorkspaceSquareMatrices * w * w);
+            }
+            else
+            {
+                svd = (4 * mn) + (4 * k * ((double)l.Out + l.In)) + (4 * c.SvdWorkspaceSquareMatrices * k * k);
+            }
+
+            if (options.Method == TrainingMethod.Galore)
+            {
+                worst = Math.Max(worst, (s == 4 ? 0 : 4 * mn) + svd);
+                continue;
+            }
+
+            var projection = (4 * mn) + svd;
+            var merge = 8 * mn;
+            if (options.Method == TrainingMethod.Loqt && quantizeW)
+            {
+                // Besides the full-size matrices: the NF4 codes of the iteration and of the best one, B of the iteration
+                // and the best B (r × L, fp32), and P and P⁺ (r × k, fp32).
+                var codes = Nf4Bytes(l.Elements, options.DoubleQuant);
+                merge = Math.Max(merge, options.ErrorCompensationIterations > 0
+                    ? (4 * c.ErrorCompensationMatrices * mn) + (2 * codes) + (4 * 2 * r * large) + (4 * 2 * r * k)
+                    : (8 * mn) + codes);
+            }
+
+            worst = Math.Max(worst, Math.Max(projection, merge));
         }
 
         return (long)Math.Ceiling(worst);

@@ -59,18 +59,34 @@ public static class Trainer
             : run.Config ?? throw new ArgumentException("A training run needs a model directory, a config to pretrain, or a checkpoint to resume.", nameof(run));
         options.ValidateFor(config);
 
-        var tokenizerDirectory = resumeCheckpoint ?? run.TokenizerDirectory ?? run.ModelDirectory
-            ?? throw new ArgumentException("Pretraining needs a tokenizer directory (--tokenizer).", nameof(run));
-        var tokenizer = TokenizerLoader.FromDirectory(tokenizerDirectory);
-        if (tokenizer.VocabularySize > config.VocabSize)
+        var tokenizerDirectory = resumeCheckpoint ?? run.TokenizerDirectory ?? run.ModelDirectory;
+        ITokenizer? tokenizer = null;
+        if (run.TrainData is null || run.EvalDataset is not null || tokenizerDirectory is not null)
         {
-            throw new ArgumentException($"The tokenizer in {tokenizerDirectory} has {tokenizer.VocabularySize} tokens but the model's vocab_size is {config.VocabSize}.", nameof(run));
+            tokenizer = TokenizerLoader.FromDirectory(tokenizerDirectory
+                ?? throw new ArgumentException("Pretraining needs a tokenizer directory (--tokenizer).", nameof(run)));
+            if (tokenizer.VocabularySize > config.VocabSize)
+            {
+                throw new ArgumentException($"The tokenizer in {tokenizerDirectory} has {tokenizer.VocabularySize} tokens but the model's vocab_size is {config.VocabSize}.", nameof(run));
+            }
         }
 
         var datasetOptions = new TokenDatasetOptions { SequenceLength = options.SequenceLength, Pack = !options.NoPacking };
         var datasetPath = resumed?.Dataset ?? run.Dataset;
-        log?.WriteLine($"Reading {datasetPath} …");
-        var train = await TokenDataset.LoadAsync(datasetPath, tokenizer, datasetOptions, null, cancellationToken).ConfigureAwait(false);
+        TokenDataset train;
+        if (run.TrainData is not null && resumed is null)
+        {
+            train = run.TrainData;
+            if (train.Options.SequenceLength != options.SequenceLength)
+            {
+                throw new ArgumentException($"The in-memory training data has sequences of {train.Options.SequenceLength} tokens; the run asks for --seq-len {options.SequenceLength}.", nameof(run));
+            }
+        }
+        else
+        {
+            log?.WriteLine($"Reading {datasetPath} …");
+            train = await TokenDataset.LoadAsync(datasetPath, tokenizer, datasetOptions, null, cancellationToken).ConfigureAwait(false);
+        }
         if (options.Task == TrainingTask.Completion && train.Kind != DatasetRecordKind.PromptCompletion)
         {
             throw new ArgumentException($"--task completion needs prompt/completion records; {datasetPath} holds {train.Kind} records.", nameof(run));
@@ -93,12 +109,15 @@ public static class Trainer
         using var modelScope = model;
         using var optimizer = CreateOptimizer(model, factory, options);
         factory.UpdateSink = optimizer;
+        factory.TimingSink = run.Timings;
+        optimizer.TimingSink = run.Timings;
         if (resumed is not null)
         {
             using var state = resumed.LoadOptimizerState(resumeCheckpoint!);
             optimizer.ImportState(state);
         }
 
+        run.ModelReady?.Invoke(model, optimizer);
         var schedule = new LearningRateSchedule(options.LearningRateSchedule, options.LearningRate, options.WarmupSteps, options.Steps);
         var loader = new TokenBatchLoader(train, options.BatchSize, shuffle: true, (ulong)options.Seed, resumed?.DataPosition ?? default);
         using var metrics = MetricsLog.Open(run.OutputDirectory, resumed?.Step);
@@ -123,7 +142,11 @@ public static class Trainer
             var path = CheckpointDirectory.Save(run.OutputDirectory, step, folder =>
             {
                 LoqtCheckpoint.Save(folder, model, factory.Method, factory.Options, options.TargetModules);
-                LoqtCheckpoint.CopyCompanionFiles(tokenizerDirectory, folder);
+                if (tokenizerDirectory is not null)
+                {
+                    LoqtCheckpoint.CopyCompanionFiles(tokenizerDirectory, folder);
+                }
+
                 using var optimizerState = optimizer.ExportState();
                 state.Save(folder, optimizerState);
             }, options.KeepCheckpoints);
@@ -159,8 +182,8 @@ public static class Trainer
             long stepTokens = 0;
             for (var micro = 0; micro < options.GradientAccumulation; micro++)
             {
-                // On a re-initialization step nothing is updated: per-layer updates only buffer, and are dropped below.
-                optimizer.BeginMicroBatch(!reinitialize && micro == options.GradientAccumulation - 1);
+                // On a re-initialization step nothing is updated: per-layer gradients are dropped as they come.
+                optimizer.BeginMicroBatch(micro == options.GradientAccumulation - 1, discard: reinitialize);
                 var batch = loader.Next();
                 using var scope = NewDisposeScope();
                 var watch = Stopwatch.StartNew();
@@ -170,9 +193,12 @@ public static class Trainer
                 // The fused head + loss also computes its own gradients here, so "forward" includes that part of backward.
                 var loss = model.NextTokenLoss(ids, mask, labels);
                 timings["forward"] += watch.Elapsed.TotalSeconds;
+                run.Timings?.Record(TimedStage.Forward, watch.ElapsedTicks);
                 watch.Restart();
                 (options.GradientAccumulation > 1 ? loss / options.GradientAccumulation : loss).backward();
+                factory.ReleaseBackwardResults();
                 timings[reinitialize ? "reinitialization_steps" : "backward"] += watch.Elapsed.TotalSeconds;
+                run.Timings?.Record(TimedStage.Backward, watch.ElapsedTicks);
                 lossSum += loss.ToDouble();
                 stepTokens += batch.TokenCount;
             }
@@ -219,13 +245,14 @@ public static class Trainer
             metrics.Write(record);
             progress?.Report(report);
 
-            if (options.SaveEvery > 0 && step % options.SaveEvery == 0 && step < options.Steps)
+            if (run.WriteCheckpoints && options.SaveEvery > 0 && step % options.SaveEvery == 0 && step < options.Steps)
             {
                 checkpoint = Save();
             }
         }
 
-        if (checkpoint is null || CheckpointDirectory.Resolve(run.OutputDirectory) is not { } latest || TrainerState.Load(latest).Step != step)
+        if (run.WriteCheckpoints
+            && (checkpoint is null || CheckpointDirectory.Resolve(run.OutputDirectory) is not { } latest || TrainerState.Load(latest).Step != step))
         {
             checkpoint = Save();
         }

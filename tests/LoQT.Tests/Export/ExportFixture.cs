@@ -73,7 +73,7 @@ public sealed class ExportFixture : IAsyncLifetime
             OutputDirectory = Path.Combine(Root, "run-" + method.ToName()),
             Options = options,
         });
-        return result.Checkpoint;
+        return result.Checkpoint ?? throw new InvalidOperationException("The fixture's training run wrote no checkpoint.");
     }
 }
 

@@ -37,6 +37,20 @@ public sealed class BenchNf4CommandTests
     }
 
     [Fact]
+    public void Output_WritesTheJsonAndAPngChart()
+    {
+        using var folder = new LoQT.Tests.SafeTensors.ScratchFolder();
+
+        var (exitCode, stdout, _) = Run("bench", "nf4", "--rows", "32", "--cols", "64", "--iterations", "1", "--no-torch", "--output", folder.Path);
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("GB/s", stdout);
+        using var saved = JsonDocument.Parse(File.ReadAllText(folder.File("nf4.json")));
+        Assert.Equal(3, saved.RootElement.GetProperty("results").GetArrayLength());
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(folder.File("nf4.png"))[..4]);
+    }
+
+    [Fact]
     public void InvalidBlockSize_IsAUsageError()
     {
         var (exitCode, _, stderr) = Run("bench", "nf4", "--blocksize", "100");

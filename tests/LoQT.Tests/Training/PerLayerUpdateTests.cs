@@ -51,6 +51,8 @@ public sealed class PerLayerUpdateTests : IDisposable
         var perLayer = await Train("per-layer", options with { PerLayerUpdates = true });
 
         Assert.Equal(ordinary.TrainLoss, perLayer.TrainLoss);
+        Assert.NotNull(ordinary.Checkpoint);
+        Assert.NotNull(perLayer.Checkpoint);
         foreach (var file in new[] { LoqtCheckpoint.ModelFileName, LoqtCheckpoint.AdaptersFileName })
         {
             Assert.True(File.ReadAllBytes(Path.Combine(ordinary.Checkpoint, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(perLayer.Checkpoint, file))), $"{file} differs");

@@ -69,7 +69,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Equal(straight.TrainLoss, resumed.TrainLoss);
         foreach (var file in new[] { LoqtCheckpoint.ModelFileName, LoqtCheckpoint.AdaptersFileName, TrainerState.OptimizerFileName })
         {
-            Assert.True(Bytes(straight.Checkpoint, file).AsSpan().SequenceEqual(Bytes(resumed.Checkpoint, file)), $"{file} differs after resume");
+            Assert.True(Bytes(straight.Checkpoint!, file).AsSpan().SequenceEqual(Bytes(resumed.Checkpoint!, file)), $"{file} differs after resume");
         }
     }
 
@@ -153,6 +153,23 @@ public sealed class TrainerTests : IDisposable
         var error = await Assert.ThrowsAnyAsync<ArgumentException>(() =>
             Trainer.RunAsync(Run(Path.Combine(_dir, "bad"), Options(2) with { Task = TrainingTask.Completion })));
         Assert.Contains("--task completion", error.Message);
+    }
+
+    [Fact]
+    public async Task InMemoryDataWithoutCheckpoints_TrainsWithoutATokenizerAndWritesOnlyMetrics()
+    {
+        var output = Path.Combine(_dir, "bench");
+        var config = LoQT.Models.Llama.LlamaConfig.Load(TinyLlama);
+        var data = LoQT.Data.TokenDataset.RandomTokens(config.VocabSize, sequences: 4, sequenceLength: 32, seed: 1);
+
+        var result = await Trainer.RunAsync(new TrainingRun
+        {
+            Config = config, Dataset = data.Source, TrainData = data, OutputDirectory = output, Options = Options(3), WriteCheckpoints = false,
+        });
+
+        Assert.Equal(3, result.Steps);
+        Assert.Null(result.Checkpoint);
+        Assert.Equal(["metrics.jsonl"], Directory.GetFileSystemEntries(output).Select(Path.GetFileName));
     }
 
     private sealed class SynchronousProgress(Action<TrainingStepReport> report) : IProgress<TrainingStepReport>

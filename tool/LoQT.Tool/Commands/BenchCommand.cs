@@ -6,10 +6,11 @@ namespace LoQT.Tool.Commands;
 internal static class BenchCommand
 {
     public static Command Create() =>
-        new("bench", "Measure the speed of LoQT's building blocks on this machine.")
+        new("bench", "Measure LoQT on this machine: NF4 kernel speed, and the memory and time of real training steps against the planner.")
         {
             BenchNf4Command.Create(),
             BenchLoadCommand.Create(),
             BenchTrainCommand.Create(),
+            BenchMemoryCommand.Create(),
         };
 }

@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using LoQT.IO;
 using LoQT.Quantization;
+using LoQT.Tool.Rendering;
 using TorchSharp;
 
 namespace LoQT.Tool.Commands;
@@ -29,13 +31,14 @@ internal static class BenchNf4Command
         };
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the (slow) torch-ops path." };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
+        var output = new Option<string?>("--output") { Description = "Also write the results to this folder as nf4.json and a chart of the throughputs, nf4.png.", HelpName = "DIR" };
 
         var command = new Command(
             "nf4",
             "NF4 quantize and dequantize throughput in GB/s of fp32 data (4 bytes per element): the vectorized multi-threaded " +
             "CPU kernels (Nf4Cpu) and, for comparison, the same operations written with torch ops.")
         {
-            rows, cols, blockSize, iterations, noTorch, json,
+            rows, cols, blockSize, iterations, noTorch, json, output,
         };
         command.SetAction(parse =>
         {
@@ -64,6 +67,19 @@ internal static class BenchNf4Command
 
             var report = Run(r, c, b, n, !parse.GetValue(noTorch));
             Print(report, parse.GetValue(json), parse.InvocationConfiguration.Output);
+            if (parse.GetValue(output) is { } folder)
+            {
+                try
+                {
+                    Save(report, folder);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    error.WriteLine($"error: cannot write to {folder}: {e.Message}");
+                    return 1;
+                }
+            }
+
             return report.Identical ? 0 : 1;
         });
         return command;
@@ -148,6 +164,20 @@ internal static class BenchNf4Command
         {
             output.WriteLine(report.Identical ? "cpu and torch paths: identical results" : "cpu and torch paths: RESULTS DIFFER");
         }
+    }
+
+    /// <summary>Writes nf4.json (the --json object) and nf4.png (throughput per path and operation) into <paramref name="folder"/>.</summary>
+    private static void Save(Report report, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        AtomicFile.WriteAllText(Path.Combine(folder, "nf4.json"), JsonSerializer.Serialize(report, JsonOptions) + "\n");
+        var megabytes = (double)report.Rows * report.Cols * sizeof(float) / 1e6;
+        PngCharts.SaveStackedBars(
+            Path.Combine(folder, "nf4.png"),
+            string.Create(CultureInfo.InvariantCulture, $"NF4 throughput: {report.Rows} x {report.Cols} fp32 ({megabytes:F0} MB), block {report.BlockSize}, {report.Threads} threads"),
+            "GB/s of fp32 data",
+            report.Results.Select(m => $"{m.Path} {m.Operation}").ToList(),
+            [new ChartStack("GB/s", report.Results.Select(m => m.GigabytesPerSecond).ToList())]);
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };

@@ -11,8 +11,6 @@ namespace LoQT.Tool.Commands;
 /// <summary><c>loqt memory</c>: the planner's peak-memory breakdown for a run, next to full-rank and GaLore training.</summary>
 internal static class MemoryCommand
 {
-    private static readonly string[] Optimizers = ["adamw", "adamw8bit"];
-    private static readonly string[] Dtypes = ["bf16", "fp32"];
     private static readonly string[] Devices = ["cpu", "cuda"];
 
     private static readonly (string Key, string Label)[] RowLabels =
@@ -31,19 +29,7 @@ internal static class MemoryCommand
 
     public static Command Create()
     {
-        var config = new Option<string>("--config")
-        {
-            Description = $"Model: a preset ({string.Join(", ", LlamaPresets.Names)}), a config.json file, or a model folder holding one.",
-            HelpName = "PRESET_OR_FILE",
-            Required = true,
-        };
-        var rank = new Option<int?>("--rank") { Description = "Rank of P/B (LoQT), A/B (LoRA) and GaLore's projection [default: 128, or hidden_size/4 when smaller].", HelpName = "R" };
-        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 256, HelpName = "N" };
-        var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward/backward pass.", DefaultValueFactory = _ => 1, HelpName = "N" };
-        var method = new Option<string>("--method") { Description = $"Training method: {string.Join(", ", TrainingMethodNames.All)}.", DefaultValueFactory = _ => "loqt", HelpName = "METHOD" };
-        var optimizer = new Option<string>("--optimizer") { Description = "Optimizer: adamw (fp32 moments) or adamw8bit (blockwise 8-bit moments).", DefaultValueFactory = _ => "adamw", HelpName = "adamw|adamw8bit" };
-        var perLayer = new Option<bool>("--per-layer") { Description = "Per-layer updates: step each parameter inside backward and free its gradient." };
-        var dtype = new Option<string>("--dtype") { Description = "Compute dtype of activations and unquantized tensors.", DefaultValueFactory = _ => "bf16", HelpName = "bf16|fp32" };
+        var shape = new RunShapeOptions();
         var noQuantizeW = new Option<bool>("--no-quantize-w") { Description = "Keep W in the compute dtype (loqt, lora) instead of NF4." };
         var noQuantizeP = new Option<bool>("--no-quantize-p") { Description = "Keep P in the compute dtype (loqt) instead of NF4." };
         var doubleQuant = new Option<bool>("--double-quant") { Description = "Quantize the NF4 absmax values too (8-bit, nested blocks of 256)." };
@@ -53,24 +39,29 @@ internal static class MemoryCommand
 
         var command = new Command("memory", "Predict the peak memory of training a Llama model (weights, P, B, gradients, optimizer state, activations, update-step transient, overhead) for a method, next to full-rank and GaLore, and whether it fits a budget.")
         {
-            config, rank, seqLen, batchSize, method, optimizer, perLayer, dtype, noQuantizeW, noQuantizeP, doubleQuant, device, budget, json,
+            noQuantizeW, noQuantizeP, doubleQuant, device, budget, json,
         };
+        foreach (var option in shape.All.Reverse())
+        {
+            command.Options.Insert(0, option);
+        }
 
         command.SetAction(parseResult =>
         {
             var request = new MemoryRequest(
-                parseResult.GetValue(config)!,
-                parseResult.GetValue(rank),
-                parseResult.GetValue(seqLen),
-                parseResult.GetValue(batchSize),
-                parseResult.GetValue(method)!,
-                parseResult.GetValue(optimizer)!,
-                parseResult.GetValue(perLayer),
-                parseResult.GetValue(dtype)!,
+                parseResult.GetValue(shape.Config)!,
+                parseResult.GetValue(shape.Rank),
+                parseResult.GetValue(shape.SeqLen),
+                parseResult.GetValue(shape.BatchSize),
+                parseResult.GetValue(shape.Method)!,
+                parseResult.GetValue(shape.Optimizer)!,
+                parseResult.GetValue(shape.PerLayer),
+                parseResult.GetValue(shape.Dtype)!,
                 !parseResult.GetValue(noQuantizeW),
                 !parseResult.GetValue(noQuantizeP),
                 parseResult.GetValue(doubleQuant),
                 parseResult.GetValue(device)!,
+                parseResult.GetValue(shape.Svd)!,
                 parseResult.GetValue(budget),
                 parseResult.GetValue(json));
             var output = parseResult.InvocationConfiguration.Output;
@@ -93,12 +84,13 @@ internal static class MemoryCommand
                 Rank = request.Rank,
                 SequenceLength = request.SequenceLength,
                 BatchSize = request.BatchSize,
-                Optimizer = ParseChoice(request.Optimizer, "--optimizer", Optimizers) == "adamw8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW,
+                Optimizer = ParseChoice(request.Optimizer, "--optimizer", RunShapeOptions.Optimizers) == "adamw8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW,
                 PerLayerUpdates = request.PerLayer,
-                Dtype = ParseChoice(request.Dtype, "--dtype", Dtypes) == "fp32" ? ComputeDtype.Float32 : ComputeDtype.BFloat16,
+                Dtype = ParseChoice(request.Dtype, "--dtype", RunShapeOptions.Dtypes) == "fp32" ? ComputeDtype.Float32 : ComputeDtype.BFloat16,
                 QuantizeWeights = request.QuantizeWeights,
                 QuantizeProjection = request.QuantizeProjection,
                 DoubleQuant = request.DoubleQuant,
+                Svd = ParseChoice(request.Svd, "--svd", RunShapeOptions.SvdKinds) == "randomized" ? LoQT.Loqt.SvdOptions.Randomized() : LoQT.Loqt.SvdOptions.Full,
                 Device = ParseChoice(request.Device, "--device", Devices) == "cuda" ? DeviceKind.Cuda : DeviceKind.Cpu,
             };
             budgetBytes = request.Budget is null
@@ -246,6 +238,7 @@ internal static class MemoryCommand
                 writer.WriteBoolean("quantize_w", o.QuantizeWeights && o.Method is TrainingMethod.Loqt or TrainingMethod.Lora);
                 writer.WriteBoolean("quantize_p", o.QuantizeProjection && o.Method == TrainingMethod.Loqt);
                 writer.WriteBoolean("double_quant", o.DoubleQuant);
+                writer.WriteString("svd", o.Svd.Kind == LoQT.Loqt.SvdKind.Randomized ? "randomized" : "full");
                 writer.WriteString("device", o.Device == DeviceKind.Cuda ? "cuda" : "cpu");
                 writer.WriteNumber("trainable_parameters", plan.TrainableParameters);
                 writer.WriteStartObject("bytes");
@@ -325,6 +318,11 @@ internal static class MemoryCommand
             }
         }
 
+        if (o.Svd.Kind == LoQT.Loqt.SvdKind.Randomized && o.Method is TrainingMethod.Loqt or TrainingMethod.LoqtNq or TrainingMethod.Galore)
+        {
+            parts.Add("randomized SVD");
+        }
+
         parts.Add(o.Device == DeviceKind.Cuda ? "cuda" : "cpu");
         var count = plan.TotalParameters >= 1e9
             ? (plan.TotalParameters / 1e9).ToString("0.00", CultureInfo.InvariantCulture) + "B"
@@ -332,9 +330,7 @@ internal static class MemoryCommand
         return $"{config}: {count} parameters; {string.Join(", ", parts)}";
     }
 
-    private static string ParseChoice(string value, string option, string[] choices) =>
-        choices.FirstOrDefault(c => string.Equals(c, value.Trim(), StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"{option} must be one of {string.Join(", ", choices)} (got '{value}').");
+    private static string ParseChoice(string value, string option, string[] choices) => RunShapeOptions.Choice(value, option, choices);
 
     private static long ParseBudget(string text)
     {
@@ -348,9 +344,7 @@ internal static class MemoryCommand
         }
     }
 
-    // ArgumentException appends " (Parameter 'x')", which names a C# parameter the user never saw.
-    private static string MessageOf(Exception e) =>
-        e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+    private static string MessageOf(Exception e) => RunShapeOptions.MessageOf(e);
 
     private static int Fail(TextWriter error, string message, int exitCode)
     {
@@ -375,5 +369,6 @@ internal sealed record MemoryRequest(
     bool QuantizeProjection,
     bool DoubleQuant,
     string Device,
+    string Svd,
     string? Budget,
     bool Json);

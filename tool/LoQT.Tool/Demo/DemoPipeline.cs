@@ -68,15 +68,17 @@ internal sealed class DemoPipeline(DemoSettings settings, string outputDirectory
             Step(results.Count + 2, $"pretraining with {Describe(method)}: {settings.Steps} steps of {settings.BatchSize} problems");
             var (training, seconds) = await TrainAsync(method, tokenizerDirectory, train, valid, runDirectory, cancellationToken).ConfigureAwait(false);
             log.WriteLine($"      scoring {name} on the held-out split");
-            var (scores, trainable) = await ScoreCheckpointAsync(training.Checkpoint, valid, problems, cancellationToken).ConfigureAwait(false);
-            results.Add(new DemoMethodResult(name, training, seconds, trainable, WeightBytesOnDisk(training.Checkpoint), scores));
+            // The demo's runs write checkpoints (TrainingRun.WriteCheckpoints is left on), so there is always one.
+            var checkpoint = training.Checkpoint ?? throw new InvalidOperationException($"the {name} run wrote no checkpoint");
+            var (scores, trainable) = await ScoreCheckpointAsync(checkpoint, valid, problems, cancellationToken).ConfigureAwait(false);
+            results.Add(new DemoMethodResult(name, training, checkpoint, seconds, trainable, WeightBytesOnDisk(checkpoint), scores));
             runs.Add((name, runDirectory));
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"      {name}: held-out perplexity {scores.HeldOutPerplexity:0.000}, accuracy {scores.Accuracy.Accuracy:P1}, {seconds:0} s"));
         }
 
         Step(4, "exporting the LoQT model as NF4 and reloading it from disk");
-        var exported = await ExportNf4Async(results.Single(r => r.Method == LoqtMethod.Loqt.ToName()).Training.Checkpoint, cancellationToken).ConfigureAwait(false);
+        var exported = await ExportNf4Async(results.Single(r => r.Method == LoqtMethod.Loqt.ToName()).Checkpoint, cancellationToken).ConfigureAwait(false);
         var export = await ReloadExportAsync(exported, valid, problems, cancellationToken).ConfigureAwait(false);
 
         Step(5, "drawing the loss curves");

@@ -19,12 +19,13 @@ internal sealed record DemoScores(double HeldOutLoss, ExactMatchResult Accuracy)
 /// <summary>One method's run: how it trained and how its model scores.</summary>
 /// <param name="Method">The method's command-line name (<c>full</c>, <c>loqt</c>).</param>
 /// <param name="Training">What the trainer reported.</param>
+/// <param name="Checkpoint">The checkpoint the run wrote last.</param>
 /// <param name="TrainSeconds">Wall time of the training run (load, steps, periodic evaluation, checkpoint).</param>
 /// <param name="TrainableParameters">Parameters with gradients and optimizer state during training.</param>
 /// <param name="WeightBytesOnDisk">The checkpoint's model and adapter files (optimizer state not included).</param>
 /// <param name="Scores">Held-out scores of the trained model, reloaded from its checkpoint.</param>
 internal sealed record DemoMethodResult(
-    string Method, TrainingResult Training, double TrainSeconds, long TrainableParameters, long WeightBytesOnDisk, DemoScores Scores);
+    string Method, TrainingResult Training, string Checkpoint, double TrainSeconds, long TrainableParameters, long WeightBytesOnDisk, DemoScores Scores);
 
 /// <summary>The exported LoQT model, reloaded from disk.</summary>
 /// <param name="Directory">The model folder that was reloaded.</param>
@@ -152,7 +153,7 @@ internal sealed record DemoSummary(
         json["weight_bytes_on_disk"] = m.WeightBytesOnDisk;
         json["train_seconds"] = Math.Round(m.TrainSeconds, 1);
         json["tokens_per_second"] = Math.Round(m.Training.TokensPerSecond, 1);
-        json["checkpoint"] = m.Training.Checkpoint;
+        json["checkpoint"] = m.Checkpoint;
         return json;
     }
 }

@@ -62,7 +62,7 @@ internal static class PngCharts
         ArgumentNullException.ThrowIfNull(stacks);
         using var plot = new Plot();
         var bases = new double[bars.Count];
-        var palette = new ScottPlot.Palettes.Category10();
+        IPalette palette = stacks.Count <= 10 ? new ScottPlot.Palettes.Category10() : new ScottPlot.Palettes.Category20();
         for (var s = 0; s < stacks.Count; s++)
         {
             var stack = stacks[s];
@@ -86,6 +86,12 @@ internal static class PngCharts
         plot.Axes.Left.SetTicks(Enumerable.Range(0, bars.Count).Select(i => (double)(bars.Count - 1 - i)).ToArray(), bars.ToArray());
         plot.Axes.Margins(left: 0, right: 0.05);
         Label(plot, title, valueLabel, string.Empty);
+        if (stacks.Count > 1)
+        {
+            // Many parts: the legend beside the bars, not over them.
+            plot.ShowLegend(Edge.Right);
+        }
+
         Save(plot, path);
     }
 

@@ -21,8 +21,10 @@ internal sealed class RandomWeightSource(LlamaConfig config, long seed) : ILlama
         var weight = Normal(shape);
         if (paddingIndex is { } pad)
         {
+            // zero_() hands back a second handle to the row; left undisposed it would keep the whole F32 matrix
+            // (500 MiB for 7b) alive until the GC finalizes it, long after the model has its own copy.
             using var row = weight[pad];
-            row.zero_();
+            using var zeroed = row.zero_();
         }
 
         return weight;
