@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using LoQT.Tool.Commands;
 
 namespace LoQT.Tool;
@@ -6,11 +7,21 @@ namespace LoQT.Tool;
 /// <summary>Builds the <c>loqt</c> command tree. One file per command under <c>Commands/</c>.</summary>
 internal static class LoqtCli
 {
-    public static RootCommand CreateRootCommand()
+    /// <summary>The command name users type; help and usage lines show it.</summary>
+    public const string CommandName = "loqt";
+
+    public static Command CreateRootCommand()
     {
-        var root = new RootCommand(
+        // Not RootCommand: its name is the entry assembly's file name ("LoQT.Tool" under the tool shim and
+        // dotnet run), so help would print "Usage: LoQT.Tool …". A named command with the same options reads right.
+        var root = new Command(
+            CommandName,
             "loqt: train and adapt 4-bit (NF4) Llama models with LoQT low-rank adapters, " +
-            "and move them between safetensors files, the Hugging Face Hub and transformers.");
+            "and move them between safetensors files, the Hugging Face Hub and transformers.")
+        {
+            new HelpOption(),
+            new VersionOption(),
+        };
         // Each command adds itself here, one line each.
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(DownloadCommand.Create());
@@ -43,7 +54,7 @@ internal static class LoqtCli
 
             var command = string.Join(' ', parse.CommandResult.Command.Name == parse.RootCommandResult.Command.Name
                 ? [] : new[] { parse.CommandResult.Command.Name });
-            await Console.Error.WriteLineAsync($"Run 'loqt {command}{(command.Length > 0 ? " " : "")}--help' for usage.").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"Run '{CommandName} {command}{(command.Length > 0 ? " " : "")}--help' for usage.").ConfigureAwait(false);
             return UsageError;
         }
 

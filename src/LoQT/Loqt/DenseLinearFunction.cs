@@ -1,3 +1,4 @@
+using LoQT.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,7 +25,7 @@ internal sealed class DenseLinearFunction : autograd.SingleTensorFunction<DenseL
         ctx.save_for_backward([x, w]);
         ctx.save_data(HostKey, vars[2]);
         ctx.save_data(NeedsKey, new[] { x.requires_grad, w.requires_grad });
-        return nn.functional.linear(x, w);
+        return Gemm.Linear(x, w);
     }
 
     /// <inheritdoc/>
@@ -41,13 +42,13 @@ internal sealed class DenseLinearFunction : autograd.SingleTensorFunction<DenseL
             var g2 = grad_output.reshape(-1, grad_output.shape[^1]);
             if (needs[0])
             {
-                gradX = g2.matmul(w).reshape(x.shape).DetachFromDisposeScope();
+                gradX = Gemm.MatMul(g2, w).reshape(x.shape).DetachFromDisposeScope();
             }
 
             if (needs[1])
             {
                 var x2 = x.reshape(-1, x.shape[^1]);
-                gradW = host.RouteWeightGradient(g2.t().matmul(x2))?.DetachFromDisposeScope();
+                gradW = host.RouteWeightGradient(Gemm.MatMul(g2.t(), x2))?.DetachFromDisposeScope();
             }
         }
 

@@ -1,3 +1,4 @@
+using LoQT.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,9 +38,9 @@ internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowR
         using var scope = NewDisposeScope();
         var inFeatures = x.shape[^1];
         var x2 = x.reshape(-1, inFeatures);
-        var w = host.BaseWeight(x.dtype);
-        var y = nn.functional.linear(x2, w);
-        var lowRank = x2.matmul(left.t()).matmul(right.t());
+        var w = host.BaseWeight(Gemm.OperandDtype(x.dtype, x.device));
+        var y = Gemm.Linear(x2, w);
+        var lowRank = Gemm.MatMul(Gemm.MatMul(x2, left.t()), right.t());
         y.add_(lowRank, host.Alpha);
         long[] shape = [.. x.shape[..^1], w.shape[0]];
         return y.reshape(shape).MoveToOuterDisposeScope();
@@ -71,12 +72,12 @@ internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowR
             var collecting = host.CollectsFullGradient;
 
             // g·R is shared by the input gradient and the gradient of L.
-            var gRight = g2.matmul(right);
+            var gRight = Gemm.MatMul(g2, right);
             if (needs[0])
             {
-                var w = host.BaseWeight(g2.dtype);
-                var gx = g2.matmul(w);
-                gx.add_(gRight.matmul(left), alpha);
+                var w = host.BaseWeight(Gemm.OperandDtype(g2.dtype, g2.device));
+                var gx = Gemm.MatMul(g2, w);
+                gx.add_(Gemm.MatMul(gRight, left), alpha);
                 gradX = gx.reshape(x.shape);
             }
 
@@ -88,8 +89,8 @@ internal sealed class LowRankLinearFunction : autograd.SingleTensorFunction<LowR
             else
             {
                 // Both factor gradients are computed before either is handed on: a per-layer sink updates the factor in place.
-                var leftGrad = needs[1] ? gRight.t().matmul(x2).mul_(alpha) : null;
-                var rightGrad = needs[2] ? g2.t().matmul(x2.matmul(left.t())).mul_(alpha) : null;
+                var leftGrad = needs[1] ? Gemm.MatMul(gRight.t(), x2).mul_(alpha) : null;
+                var rightGrad = needs[2] ? Gemm.MatMul(g2.t(), Gemm.MatMul(x2, left.t())).mul_(alpha) : null;
                 gradLeft = leftGrad is null ? null : host.RouteFactorGradient(0, leftGrad);
                 gradRight = rightGrad is null ? null : host.RouteFactorGradient(1, rightGrad);
             }

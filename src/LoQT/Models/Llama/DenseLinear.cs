@@ -1,3 +1,4 @@
+using LoQT.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -46,5 +47,5 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IDenseWeightLinear
     public Tensor? RouteWeightGradient(Tensor gradient) => gradient;
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor input) => nn.functional.linear(input, _weight, _bias);
+    public override Tensor forward(Tensor input) => Gemm.Linear(input, _weight, _bias);
 }

@@ -1,3 +1,4 @@
+using LoQT.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -60,7 +61,7 @@ internal sealed class LlamaAttention : nn.Module
 
         k = RepeatKeyValue(k);
         v = RepeatKeyValue(v);
-        var scores = q.matmul(k.transpose(2, 3)) * _scale;
+        var scores = Gemm.MatMul(q, k.transpose(2, 3)) * _scale;
         var scores32 = scores.to(ScalarType.Float32);
         if (mask is not null)
         {
@@ -68,7 +69,7 @@ internal sealed class LlamaAttention : nn.Module
         }
 
         var probabilities = scores32.softmax(-1).to(q.dtype);
-        var output = probabilities.matmul(v).transpose(1, 2).contiguous().reshape(batch, length, (long)_heads * _headDim);
+        var output = Gemm.MatMul(probabilities, v).transpose(1, 2).contiguous().reshape(batch, length, (long)_heads * _headDim);
         return _o.call(output).MoveToOuterDisposeScope();
     }
 

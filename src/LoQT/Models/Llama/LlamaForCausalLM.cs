@@ -1,3 +1,4 @@
+using LoQT.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -147,7 +148,7 @@ public sealed class LlamaForCausalLM : nn.Module
             hidden = hidden.narrow(1, hidden.shape[1] - logitsToKeep, logitsToKeep);
         }
 
-        var logits = _lmHead is null ? nn.functional.linear(hidden, _model.EmbedTokens.Weight) : _lmHead.call(hidden);
+        var logits = _lmHead is null ? Gemm.Linear(hidden, _model.EmbedTokens.Weight) : _lmHead.call(hidden);
         Tensor? loss = null;
         if (labels is not null)
         {

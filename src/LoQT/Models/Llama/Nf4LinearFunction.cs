@@ -1,3 +1,4 @@
+using LoQT.Native;
 using LoQT.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -30,8 +31,8 @@ internal sealed class Nf4LinearFunction : autograd.SingleTensorFunction<Nf4Linea
         ctx.save_data(DTypeKey, dtype);
         ctx.save_data(InputNeedsGradKey, input.requires_grad);
         ctx.save_data(BiasNeedsGradKey, bias is not null && bias.requires_grad);
-        using var dense = weight.Dequantize(dtype);
-        return nn.functional.linear(input, dense, bias);
+        using var dense = weight.Dequantize(Gemm.OperandDtype(dtype, input.device));
+        return Gemm.Linear(input, dense, bias);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
@@ -41,8 +42,8 @@ internal sealed class Nf4LinearFunction : autograd.SingleTensorFunction<Nf4Linea
         Tensor? gradInput = null;
         if ((bool)ctx.get_data(InputNeedsGradKey))
         {
-            using var dense = weight.Dequantize(dtype);
-            gradInput = grad_output.matmul(dense);
+            using var dense = weight.Dequantize(Gemm.OperandDtype(dtype, grad_output.device));
+            gradInput = Gemm.MatMul(grad_output, dense);
         }
 
         Tensor? gradBias = null;

@@ -1,0 +1,87 @@
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoQT.Native;
+
+/// <summary>
+/// Matrix products in the compute dtype, routed around libtorch's slow CPU bf16 GEMM where a CPU has no fast one.
+/// </summary>
+/// <remarks>
+/// <para>libtorch multiplies bf16 matrices on the CPU through oneDNN only when the CPU has AVX-512 (BW, VL and DQ) or
+/// AMX; elsewhere (an AVX2-only AMD EPYC, say) it falls back to a scalar, single-threaded loop, measured here two
+/// orders of magnitude slower than MKL's fp32 SGEMM on the same matrices. On such a CPU the products below convert
+/// bf16 operands to fp32 (exact), multiply with SGEMM and round the product to bf16: the numbers a bf16 GEMM with
+/// fp32 accumulation gives, at fp32 speed, for a transient fp32 copy of the operands.</para>
+/// <para>Elsewhere (GPUs, CPUs with AVX-512 or AMX, fp32 and fp16 operands) they are plain <c>matmul</c> and
+/// <c>linear</c>. <c>LOQT_CPU_BF16_GEMM=native</c> or <c>fp32</c> overrides the detection.</para>
+/// </remarks>
+public static class Gemm
+{
+    /// <summary>Environment variable that overrides <see cref="CpuHasFastBf16"/>: <c>native</c> or <c>fp32</c>.</summary>
+    public const string OverrideVariable = "LOQT_CPU_BF16_GEMM";
+
+    private static readonly Lazy<bool> FastBf16 = new(DetectFastBf16);
+
+    /// <summary>Whether libtorch multiplies bf16 matrices on this CPU with a fast kernel (oneDNN).</summary>
+    public static bool CpuHasFastBf16 => FastBf16.Value;
+
+    /// <summary>
+    /// The dtype in which operands of <paramref name="dtype"/> on <paramref name="device"/> are multiplied: fp32 for
+    /// bf16 on a CPU without a fast bf16 GEMM, <paramref name="dtype"/> otherwise. Produce an operand (a dequantized
+    /// weight, say) directly in this dtype to skip a conversion.
+    /// </summary>
+    public static ScalarType OperandDtype(ScalarType dtype, Device device) =>
+        Upcasts(dtype, device.type, CpuHasFastBf16) ? ScalarType.Float32 : dtype;
+
+    /// <summary><c>a·b</c> (as <c>torch.matmul</c>) in <paramref name="a"/>'s dtype; see <see cref="Gemm"/>.</summary>
+    public static Tensor MatMul(Tensor a, Tensor b) => MatMul(a, b, Upcasts(a, b, CpuHasFastBf16));
+
+    /// <summary><c>x·wᵀ + bias</c> (as <c>torch.nn.functional.linear</c>) in <paramref name="x"/>'s dtype; see <see cref="Gemm"/>.</summary>
+    public static Tensor Linear(Tensor x, Tensor w, Tensor? bias = null) => Linear(x, w, bias, Upcasts(x, w, CpuHasFastBf16));
+
+    /// <summary><see cref="MatMul(Tensor, Tensor)"/> with the choice made by the caller (tests compare both).</summary>
+    internal static Tensor MatMul(Tensor a, Tensor b, bool upcast)
+    {
+        if (!upcast)
+        {
+            return a.matmul(b);
+        }
+
+        using var a32 = a.to(ScalarType.Float32);
+        using var b32 = b.to(ScalarType.Float32);
+        using var product = a32.matmul(b32);
+        return product.to(a.dtype);
+    }
+
+    /// <summary><see cref="Linear(Tensor, Tensor, Tensor?)"/> with the choice made by the caller.</summary>
+    internal static Tensor Linear(Tensor x, Tensor w, Tensor? bias, bool upcast)
+    {
+        if (!upcast)
+        {
+            return nn.functional.linear(x, w, bias);
+        }
+
+        using var x32 = x.to(ScalarType.Float32);
+        using var w32 = w.to(ScalarType.Float32);
+        using var bias32 = bias?.to(ScalarType.Float32);
+        using var product = nn.functional.linear(x32, w32, bias32);
+        return product.to(x.dtype);
+    }
+
+    private static bool Upcasts(Tensor a, Tensor b, bool fastBf16) =>
+        Upcasts(a.dtype, a.device_type, fastBf16) || Upcasts(b.dtype, b.device_type, fastBf16);
+
+    private static bool Upcasts(ScalarType dtype, DeviceType device, bool fastBf16) =>
+        dtype == ScalarType.BFloat16 && device == DeviceType.CPU && !fastBf16;
+
+    private static bool DetectFastBf16() =>
+        Environment.GetEnvironmentVariable(OverrideVariable)?.Trim().ToLowerInvariant() switch
+        {
+            "native" => true,
+            "fp32" => false,
+            // What libtorch's mkldnn_bf16_device_check asks of an x86 CPU; on Arm it asks for the BF16 extension,
+            // which .NET does not report, so Arm takes the fp32 route (NEON SGEMM is fast everywhere).
+            _ => Avx512BW.IsSupported && Avx512BW.VL.IsSupported && Avx512DQ.IsSupported,
+        };
+}
