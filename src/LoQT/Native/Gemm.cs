@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,13 +7,14 @@ namespace LoQT.Native;
 /// Matrix products in the compute dtype, routed around libtorch's slow CPU bf16 GEMM where a CPU has no fast one.
 /// </summary>
 /// <remarks>
-/// <para>libtorch multiplies bf16 matrices on the CPU through oneDNN only when the CPU has AVX-512 (BW, VL and DQ) or
-/// AMX; elsewhere (an AVX2-only AMD EPYC, say) it falls back to a scalar, single-threaded loop, measured here two
-/// orders of magnitude slower than MKL's fp32 SGEMM on the same matrices. On such a CPU the products below convert
-/// bf16 operands to fp32 (exact), multiply with SGEMM and round the product to bf16: the numbers a bf16 GEMM with
-/// fp32 accumulation gives, at fp32 speed, for a transient fp32 copy of the operands.</para>
-/// <para>Elsewhere (GPUs, CPUs with AVX-512 or AMX, fp32 and fp16 operands) they are plain <c>matmul</c> and
-/// <c>linear</c>. <c>LOQT_CPU_BF16_GEMM=native</c> or <c>fp32</c> overrides the detection.</para>
+/// <para>libtorch's CPU bf16 GEMM is fast only with AMX (oneDNN's AMX kernels, about 3× fp32). With AVX-512 but no AMX
+/// oneDNN's bf16 kernels measured 1.1–2× slower than MKL's fp32 SGEMM on these models' shapes, and without AVX-512
+/// (an AVX2-only AMD EPYC, say) libtorch falls back to a scalar, single-threaded loop: a 20m LoQT step took 3.5 s
+/// instead of 1.6 s, and a 7b one did not finish its first step in 17 minutes. So without AMX the products below
+/// convert bf16 operands to fp32 (exact), multiply with SGEMM and round the product to bf16: the numbers a bf16 GEMM
+/// with fp32 accumulation gives, at fp32 speed, for a transient fp32 copy of the operands.</para>
+/// <para>Elsewhere (GPUs, CPUs with AMX, fp32 and fp16 operands) they are plain <c>matmul</c> and <c>linear</c>.
+/// <c>LOQT_CPU_BF16_GEMM=native</c> or <c>fp32</c> overrides the detection.</para>
 /// </remarks>
 public static class Gemm
 {
@@ -23,7 +23,7 @@ public static class Gemm
 
     private static readonly Lazy<bool> FastBf16 = new(DetectFastBf16);
 
-    /// <summary>Whether libtorch multiplies bf16 matrices on this CPU with a fast kernel (oneDNN).</summary>
+    /// <summary>Whether libtorch multiplies bf16 matrices on this CPU faster than fp32 ones (AMX, through oneDNN).</summary>
     public static bool CpuHasFastBf16 => FastBf16.Value;
 
     /// <summary>
@@ -80,8 +80,31 @@ public static class Gemm
         {
             "native" => true,
             "fp32" => false,
-            // What libtorch's mkldnn_bf16_device_check asks of an x86 CPU; on Arm it asks for the BF16 extension,
-            // which .NET does not report, so Arm takes the fp32 route (NEON SGEMM is fast everywhere).
-            _ => Avx512BW.IsSupported && Avx512BW.VL.IsSupported && Avx512DQ.IsSupported,
+            // .NET reports no AMX support, so Linux's CPU flags tell; elsewhere (and on Arm) the fp32 route is taken,
+            // which is never slower than a bf16 GEMM without AMX.
+            _ => CpuFlags().Contains("amx_bf16"),
         };
+
+    private static HashSet<string> CpuFlags()
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo"))
+            {
+                var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal));
+                if (line is not null && line.IndexOf(':', StringComparison.Ordinal) is var colon and >= 0)
+                {
+                    return [.. line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)];
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return [];
+    }
 }

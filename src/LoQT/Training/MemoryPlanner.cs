@@ -1,3 +1,5 @@
+using LoQT.Models.Llama;
+
 namespace LoQT.Training;
 
 /// <summary>
@@ -188,7 +190,8 @@ public sealed class MemoryPlanner
             ? states.Sum(t => t.Count * AdamW8bitStateBytes(t.Elements))
             : (long)Math.Ceiling(2 * c.AdamWMomentBytes * states.Sum(t => t.Count * t.Elements));
 
-        var (activations, logitsBuffers) = Activations(model, options, s, loqtFamily || method == TrainingMethod.Lora);
+        var headTrains = method == TrainingMethod.Full || options.TrainNonQuantizedParameters;
+        var (activations, logitsBuffers) = Activations(model, options, s, loqtFamily || method == TrainingMethod.Lora, headTrains);
         var projectionUpdate = UpdateTransient(model, options, s, quantizeW);
 
         // A forward or backward matmul on an NF4 weight dequantizes it into a compute-dtype copy, one layer at a time.
@@ -264,14 +267,14 @@ public sealed class MemoryPlanner
     /// down): 4·s·f.</item>
     /// <item>Low-rank methods: one [T, r] intermediate per adapted linear: 7·r·s.</item>
     /// </list>
-    /// Plus the final norm, the logits (compute dtype, returned) with their fp32 loss buffers, and one more layer
-    /// for the temporaries of the layer being computed or differentiated.
+    /// Plus the final norm, the fused head and loss (h's gradient, held; W's fp32 copy and gradient, and one chunk of
+    /// fp32 logits, transient), and one more layer for the temporaries of the layer being computed or differentiated.
     /// Checked through TorchSharp-cpu (hidden 1024, 16 heads, 4 layers, T = 128 to 1024, bf16 and fp32): the RSS
     /// growth over a forward that keeps its graph matched this count plus a constant 12 to 15 MiB (counted in the
     /// overhead). It holds only if the forward frees what autograd does not save, as PyTorch's reference counting
     /// does; in TorchSharp that means a dispose scope per layer, else every intermediate lives until the step ends.
     /// </summary>
-    private (long Total, long LogitsBuffers) Activations(ModelShape model, MemoryPlanOptions options, long s, bool lowRankPath)
+    private (long Total, long LogitsBuffers) Activations(ModelShape model, MemoryPlanOptions options, long s, bool lowRankPath, bool headTrains)
     {
         var c = Coefficients;
         double h = model.HiddenSize;
@@ -289,10 +292,18 @@ public sealed class MemoryPlanner
         var lowRank = lowRankPath && c.SaveLowRankIntermediate ? model.LayerLinears.Count * (double)options.Rank.GetValueOrDefault() * s : 0;
         var perLayer = tokens * (2 * norm + attention + scores + mlp + lowRank);
 
-        // The compute-dtype logits are returned to the caller and live through backward; the fp32 buffers do not.
-        var logits = tokens * model.VocabSize * s;
-        var lossBuffers = tokens * model.VocabSize * 4 * c.LogitsFp32Buffers;
-        var total = (model.NumHiddenLayers + c.TransientLayers) * perLayer + tokens * norm + logits + lossBuffers;
+        // The fused head and loss compute h's and W's gradients in the forward: h's (compute dtype) lives until backward
+        // takes it; its other buffers are transient. W's gradient, once cast, is the head's gradient (counted with the
+        // gradients), which is why the transient includes it: fp32 accumulator and cast coexist for a moment.
+        double vocabulary = model.VocabSize;
+        var hiddenGradient = tokens * h * s;
+        var chunkBuffers = Math.Min(tokens, LinearCrossEntropy.ChunkRows(model.VocabSize)) * vocabulary * 4 * c.HeadChunkFp32Buffers;
+        var headElements = vocabulary * h;
+        var weightCopy = c.CountHeadWeightBuffers && options.Device == DeviceKind.Cpu && s != 4 ? 4 * headElements : 0;
+        var gradientAccumulator = c.CountHeadWeightBuffers && headTrains ? 4 * headElements : 0;
+        var gradientCast = c.CountHeadWeightBuffers && headTrains && s != 4 ? s * headElements : 0;
+        var lossBuffers = weightCopy + gradientAccumulator + Math.Max(chunkBuffers, gradientCast);
+        var total = (model.NumHiddenLayers + c.TransientLayers) * perLayer + tokens * norm + hiddenGradient + lossBuffers;
         return ((long)Math.Ceiling(total), (long)Math.Floor(lossBuffers));
     }
 

@@ -169,7 +169,37 @@ public class MemoryPlannerTests
 
     // The loss's fp32 buffers are set against the gradients and update scratch that follow them; without them the
     // activations are what autograd keeps, and scale simply.
-    private static readonly MemoryPlanner WithoutLossBuffers = new(MemoryCoefficients.Default with { LogitsFp32Buffers = 0 });
+    private static readonly MemoryPlanner WithoutLossBuffers = new(MemoryCoefficients.Default with { HeadChunkFp32Buffers = 0, CountHeadWeightBuffers = false });
+
+    [Fact]
+    public void FusedHead_OnTheCpuInBf16_CountsTheFp32CopyOfTheHeadAndItsGradient()
+    {
+        var config = LlamaPresets.GetConfigJson("130m");
+        var options = new MemoryPlanOptions { PerLayerUpdates = true };
+        var withHead = new MemoryPlanner().Plan(config, options).Breakdown.Activations;
+        var withoutHead = new MemoryPlanner(MemoryCoefficients.Default with { CountHeadWeightBuffers = false }).Plan(config, options).Breakdown.Activations;
+        var headElements = 32000L * 768;
+
+        // W's fp32 copy and the fp32 gradient accumulator (8 bytes an element) are new at the head; the bf16 gradient
+        // they produce is the gradient that per-layer updates hold anyway.
+        Assert.InRange(withHead - withoutHead, 6 * headElements, 8 * headElements + (64L << 20));
+    }
+
+    [Fact]
+    public void FusedHead_InFp32_CopiesNoWeight()
+    {
+        var config = LlamaPresets.GetConfigJson("130m");
+        var bf16 = new MemoryPlanOptions { PerLayerUpdates = true };
+        var fp32 = bf16 with { Dtype = ComputeDtype.Float32 };
+        var planner = new MemoryPlanner();
+        var withoutHead = new MemoryPlanner(MemoryCoefficients.Default with { CountHeadWeightBuffers = false });
+        var headElements = 32000L * 768;
+
+        var bf16Head = planner.Plan(config, bf16).Breakdown.Activations - withoutHead.Plan(config, bf16).Breakdown.Activations;
+        var fp32Head = planner.Plan(config, fp32).Breakdown.Activations - withoutHead.Plan(config, fp32).Breakdown.Activations;
+
+        Assert.True(fp32Head < bf16Head - (3 * headElements), $"fp32 head {fp32Head} B, bf16 head {bf16Head} B");
+    }
 
     [Fact]
     public void Activations_AreProportionalToTheBatchSize()
@@ -193,7 +223,7 @@ public class MemoryPlannerTests
     [Fact]
     public void Activations_AreLinearInTheSequence_WithFusedAttention()
     {
-        var fused = new MemoryPlanner(MemoryCoefficients.Default with { ExplicitAttention = false, LogitsFp32Buffers = 0 });
+        var fused = new MemoryPlanner(MemoryCoefficients.Default with { ExplicitAttention = false, HeadChunkFp32Buffers = 0, CountHeadWeightBuffers = false });
         var config = LlamaPresets.GetConfigJson("130m");
 
         var at256 = fused.Plan(config, new MemoryPlanOptions { SequenceLength = 256 }).Breakdown.Activations;
@@ -205,8 +235,10 @@ public class MemoryPlannerTests
     [Fact]
     public void Fp32Compute_NeedsMoreActivationsThanBf16()
     {
-        var bf16 = Plan("60m", new MemoryPlanOptions()).Breakdown.Activations;
-        var fp32 = Plan("60m", new MemoryPlanOptions { Dtype = ComputeDtype.Float32 }).Breakdown.Activations;
+        // What autograd keeps; the fused head's CPU copy of W makes bf16's transient the larger one (tested above).
+        var config = LlamaPresets.GetConfigJson("60m");
+        var bf16 = WithoutLossBuffers.Plan(config, new MemoryPlanOptions()).Breakdown.Activations;
+        var fp32 = WithoutLossBuffers.Plan(config, new MemoryPlanOptions { Dtype = ComputeDtype.Float32 }).Breakdown.Activations;
 
         Assert.True(fp32 > bf16);
     }
@@ -214,7 +246,8 @@ public class MemoryPlannerTests
     [Fact]
     public void UpdateTransient_ExistsOnlyForMethodsThatRecomputeAProjection()
     {
-        MemoryPlan P(TrainingMethod method) => Plan("1b", new MemoryPlanOptions { Method = method, Optimizer = OptimizerKind.AdamW8bit, PerLayerUpdates = true });
+        // Without the fused head's buffers, which at 1b exceed the re-initialization's own transient.
+        MemoryPlan P(TrainingMethod method) => WithoutLossBuffers.Plan(LlamaPresets.GetConfigJson("1b"), new MemoryPlanOptions { Method = method, Optimizer = OptimizerKind.AdamW8bit, PerLayerUpdates = true });
 
         Assert.Equal(0, P(TrainingMethod.Full).Breakdown.UpdateTransient);
         Assert.Equal(0, P(TrainingMethod.Lora).Breakdown.UpdateTransient);

@@ -137,7 +137,8 @@ internal static class BenchMemoryCommand
                 stepClock.Elapsed.TotalSeconds,
                 step.Loss,
                 step.ResidentBytes,
-                ProcessMemory.PeakBytes,
+                // The kernel folds RSS into VmHWM lazily, so a reading of RSS taken first can exceed it by a few pages.
+                Math.Max(ProcessMemory.PeakBytes, step.ResidentBytes),
                 optimizer?.StateBytes ?? 0,
                 model is null ? null : ModelTensorBytes.Of(model),
                 stages.ToDictionary(s => s.Key, s => s.Value - stepStart[s.Key], StringComparer.Ordinal));
