@@ -42,6 +42,7 @@ public static class LibTorch
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2255", Justification = "TorchSharp probes for its native library in its own static constructor, which no resolver intercepts: the patch must be in place before any TorchSharp type is touched through this library.")]
     internal static void InitializeModule()
     {
+        TensorHugePages.EnableUnlessSet();
         try
         {
             EnsureLoaded();
