@@ -1,4 +1,6 @@
 using LoQT.Models.Llama;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace LoQT.Training;
 
@@ -299,7 +301,9 @@ public sealed class MemoryPlanner
         var hiddenGradient = tokens * h * s;
         var chunkBuffers = Math.Min(tokens, LinearCrossEntropy.ChunkRows(model.VocabSize)) * vocabulary * 4 * c.HeadChunkFp32Buffers;
         var headElements = vocabulary * h;
-        var weightCopy = c.CountHeadWeightBuffers && options.Device == DeviceKind.Cpu && s != 4 ? 4 * headElements : 0;
+        var hiddenDtype = options.Dtype == ComputeDtype.Float32 ? ScalarType.Float32 : ScalarType.BFloat16;
+        var productDtype = LinearCrossEntropy.ProductDtype(options.Device == DeviceKind.Cpu ? DeviceType.CPU : DeviceType.CUDA, hiddenDtype);
+        var weightCopy = c.CountHeadWeightBuffers && productDtype != hiddenDtype ? 4 * headElements : 0; // the copy is fp32
         var gradientAccumulator = c.CountHeadWeightBuffers && headTrains ? 4 * headElements : 0;
         var gradientCast = c.CountHeadWeightBuffers && headTrains && s != 4 ? s * headElements : 0;
         var lossBuffers = weightCopy + gradientAccumulator + Math.Max(chunkBuffers, gradientCast);

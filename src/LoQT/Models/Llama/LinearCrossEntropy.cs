@@ -74,6 +74,14 @@ public static class LinearCrossEntropy
     }
 
     internal static long ChunkRows(long vocabulary) => Math.Max(1, ChunkElements / Math.Max(1, vocabulary));
+
+    /// <summary>
+    /// The dtype the head's products run in for h of <paramref name="hiddenDtype"/> on a <paramref name="device"/>: fp32
+    /// on the CPU (see the remarks), h's dtype elsewhere. When it differs from h's, each call holds one copy of W in it;
+    /// the memory planner counts that copy from this rule.
+    /// </summary>
+    internal static ScalarType ProductDtype(DeviceType device, ScalarType hiddenDtype) =>
+        device == DeviceType.CPU ? ScalarType.Float32 : hiddenDtype;
 }
 
 /// <summary>The non-tensor arguments of <see cref="LinearCrossEntropyFunction"/>.</summary>
@@ -107,7 +115,7 @@ internal sealed class LinearCrossEntropyFunction : autograd.SingleTensorFunction
         var gradH = needH ? empty_like(h) : null;
         var gradW = needW ? zeros(w.shape, ScalarType.Float32, w.device) : null;
         var chunk = LinearCrossEntropy.ChunkRows(w.shape[0]);
-        var compute = h.device.type == DeviceType.CPU ? ScalarType.Float32 : h.dtype;
+        var compute = LinearCrossEntropy.ProductDtype(h.device.type, h.dtype);
         var wc = w.to(compute);
         for (long start = 0; start < rows; start += chunk)
         {
